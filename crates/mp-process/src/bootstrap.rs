@@ -1,0 +1,205 @@
+//! The child's side: how a child process takes its role and reports back.
+//!
+//! A re-executed child (spawn, or the fork server) is recognised before
+//! `main` by the constructor in `sys`, which calls [`before_main`]. A forked
+//! child continues in `Process::start` and ends in [`report`].
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Once, OnceLock};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Location, PanicInfo};
+use crate::sys;
+use crate::wire::{self, CallHeader, ChildFailure, ChildInfo, Outcome};
+
+/// Set in a re-executed child: `"<conn fd>"` or `"<conn fd>,<lifeline fd>"`.
+pub(crate) const ENV_CHILD: &str = "MP_PROCESS_CHILD";
+/// Set in the fork server: `"<control fd>"`.
+pub(crate) const ENV_SERVER: &str = "MP_PROCESS_FORKSERVER";
+
+/// Largest call header a child accepts (the header holds names, not data).
+const HEADER_LIMIT: u64 = 1 << 20;
+
+/// This process's identity when it is a child of an mp process.
+static CURRENT: OnceLock<ChildInfo> = OnceLock::new();
+
+/// The identity given to this process by its parent, if it has one.
+pub(crate) fn current_info() -> Option<&'static ChildInfo> {
+    CURRENT.get()
+}
+
+/// Runs before `main` in every process of a program that links mp-process.
+/// Takes the fork-server or child role when the environment says so, and
+/// never returns then; otherwise returns at once.
+pub(crate) fn before_main() {
+    let server = std::env::var(ENV_SERVER).ok();
+    let child = std::env::var(ENV_CHILD).ok();
+    if server.is_none() && child.is_none() {
+        return;
+    }
+    // SAFETY: this runs from the `.init_array` constructor (or from `init`
+    // at the top of `main`), before any thread of this program exists.
+    unsafe {
+        sys::remove_env_single_threaded(ENV_SERVER);
+        sys::remove_env_single_threaded(ENV_CHILD);
+    }
+    if let Some(fd) = server.and_then(|v| parse_fds(&v).first().copied()) {
+        // SAFETY: the parent put this fd number in our environment after
+        // clearing its close-on-exec flag: it is open and ours alone.
+        let ctrl = unsafe { OwnedFd::from_raw_fd(fd) };
+        crate::forkserver::serve(ctrl);
+    }
+    if let Some(fds) = child.map(|v| parse_fds(&v)) {
+        let Some(&conn) = fds.first() else { sys::exit_now(70) };
+        // SAFETY: as above, these fds were handed to us through exec.
+        let (conn, lifeline) =
+            unsafe { (OwnedFd::from_raw_fd(conn), fds.get(1).map(|&fd| OwnedFd::from_raw_fd(fd))) };
+        run_child(UnixStream::from(conn), lifeline);
+    }
+}
+
+fn parse_fds(v: &str) -> Vec<RawFd> {
+    v.split(',').filter_map(|s| s.parse().ok()).collect()
+}
+
+/// Runs a child of the spawn or forkserver method: reads the call, runs it,
+/// reports, exits.
+pub(crate) fn run_child(mut conn: UnixStream, lifeline: Option<OwnedFd>) -> ! {
+    sys::ignore_sigpipe();
+    install_panic_hook();
+    let Ok((wire::CALL, header)) = wire::read_frame(&mut conn, HEADER_LIMIT) else { sys::exit_now(70) };
+    let Ok(header) = postcard::from_bytes::<CallHeader>(&header) else { sys::exit_now(70) };
+    let limit = header.info.max_message;
+    become_child(header.info.clone(), lifeline);
+    let Ok((wire::ARGS, args)) = wire::read_frame(&mut conn, limit) else { sys::exit_now(70) };
+    let outcome = if header.fingerprint != exe_fingerprint() {
+        Outcome::Failed(ChildFailure::Unresolvable(format!(
+            "the executable changed between parent and child; cannot find `{}`",
+            header.entry_name
+        )))
+    } else {
+        // SAFETY: the fingerprint check above shows that this process runs
+        // the parent's executable, where `entry` was encoded.
+        let entry = unsafe { sys::decode_entry(header.entry) };
+        entry(&args)
+    };
+    report(conn, outcome, limit)
+}
+
+/// Takes on the identity the parent gave, and if this is a daemon, arranges
+/// to die with the parent: a thread waits for end-of-stream on the lifeline,
+/// which comes when the parent (the only writer) has exited.
+pub(crate) fn become_child(info: ChildInfo, lifeline: Option<OwnedFd>) {
+    if let (true, Some(fd)) = (info.daemon, lifeline) {
+        let mut line = UnixStream::from(fd);
+        let watcher = std::thread::Builder::new().name("mp-lifeline".into()).spawn(move || {
+            let mut b = [0u8; 1];
+            loop {
+                match line.read(&mut b) {
+                    Ok(0) => break,
+                    Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
+                    _ => {}
+                }
+            }
+            let _ = sys::kill(sys::getpid(), sys::SIGKILL);
+        });
+        if watcher.is_err() {
+            // Without the watcher the daemon could outlive its parent.
+            sys::exit_now(71);
+        }
+    }
+    let _ = CURRENT.set(info);
+}
+
+/// Sends the outcome to the parent and ends the process: exit code 0 after a
+/// result, 1 after a panic or failure (Python's code for an exception).
+pub(crate) fn report(mut conn: UnixStream, outcome: Outcome, limit: u64) -> ! {
+    let outcome = match outcome {
+        Outcome::Ok(bytes) if bytes.len() as u64 > limit => {
+            Outcome::Failed(ChildFailure::TooLarge { size: bytes.len() as u64, limit })
+        }
+        other => other,
+    };
+    let code = if matches!(outcome, Outcome::Ok(_)) { 0 } else { 1 };
+    // A parent that no longer listens (it dropped the handle) is no reason
+    // to fail: the write error is ignored and the exit code stands.
+    if let Ok(frame) = postcard::to_stdvec(&outcome) {
+        let _ = wire::write_frame(&mut conn, wire::OUTCOME, &frame);
+    }
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    sys::flush_c_stdio();
+    sys::exit_now(code)
+}
+
+/// Decodes the arguments, calls `f` and encodes what it returned or how it
+/// panicked. Called by the entry trampolines of `sys`.
+pub(crate) fn call<F, A, R>(f: F, args: &[u8]) -> Outcome
+where
+    F: Fn(A) -> R,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    match postcard::from_bytes::<A>(args) {
+        Ok(a) => run_caught(move || f(a)),
+        Err(e) => Outcome::Failed(ChildFailure::Serialization(format!("cannot decode the arguments: {e}"))),
+    }
+}
+
+/// Runs `f`, catching a panic, and encodes its result.
+pub(crate) fn run_caught<R: Serialize>(f: impl FnOnce() -> R) -> Outcome {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => match postcard::to_stdvec(&r) {
+            Ok(bytes) => Outcome::Ok(bytes),
+            Err(e) => Outcome::Failed(ChildFailure::Serialization(format!("cannot encode the result: {e}"))),
+        },
+        Err(payload) => {
+            let message = if let Some(s) = payload.downcast_ref::<&str>() {
+                (*s).to_owned()
+            } else if let Some(s) = payload.downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "<non-string panic payload>".to_owned()
+            };
+            let location = LAST_PANIC.with(|l| l.borrow_mut().take());
+            Outcome::Panic(PanicInfo::new(message, location))
+        }
+    }
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened, as the hook saw it.
+    static LAST_PANIC: RefCell<Option<Location>> = const { RefCell::new(None) };
+}
+
+/// Chains a panic hook that remembers the location of each panic (the
+/// payload does not carry it), then runs the previous hook, which prints the
+/// message as usual.
+pub(crate) fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let prev = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let loc = info.location().map(Location::from_std);
+            let _ = LAST_PANIC.try_with(|l| *l.borrow_mut() = loc);
+            prev(info);
+        }));
+    });
+}
+
+/// Identifies the running executable: device, inode, size and modification
+/// time of the file behind `/proc/self/exe`.
+pub(crate) fn exe_fingerprint() -> (u64, u64, u64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    static FP: OnceLock<(u64, u64, u64, i64)> = OnceLock::new();
+    *FP.get_or_init(|| match std::fs::metadata("/proc/self/exe") {
+        Ok(m) => (m.dev(), m.ino(), m.size(), m.mtime()),
+        Err(_) => (0, 0, 0, 0),
+    })
+}

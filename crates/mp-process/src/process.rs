@@ -1,0 +1,693 @@
+//! `Process`: a child process that runs one function, and its handle.
+
+use std::fmt;
+use std::io::Write;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::bootstrap;
+use crate::error::{Error, ErrorKind, ExitStatus};
+use crate::forkserver;
+use crate::sys;
+use crate::wire::{self, CallHeader, ChildFailure, ChildInfo, Outcome, ParentConn, Stop};
+use crate::{StartMethod, get_start_method};
+
+/// The default limit on the size of serialized arguments and results.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 30;
+
+/// A child process that runs one function: Python's `multiprocessing.Process`.
+///
+/// Build it with [`Process::new`] (a function and its arguments, under any
+/// start method) or [`Process::closure`] (any closure, under
+/// [`StartMethod::Fork`] only), adjust it with the builder methods, then
+/// [`start`](Process::start) it and [`join`](Process::join) it to get the
+/// function's return value.
+///
+/// ```no_run
+/// use mp_process::Process;
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let mut p = Process::new(square, 12).name("squarer");
+/// p.start()?;
+/// assert_eq!(p.join()?, 144);
+/// assert_eq!(p.exitcode(), Some(0));
+/// # Ok::<(), mp_process::Error>(())
+/// ```
+///
+/// # Dropping a handle
+///
+/// Dropping a `Process` whose child still runs kills and reaps the child if
+/// it is a [daemon](Process::daemon). A non-daemon child is detached: it runs
+/// on, and a background thread reaps it when it ends. Either way no zombie
+/// is left behind.
+pub struct Process<R> {
+    target: Option<Target>,
+    name: Option<String>,
+    daemon: bool,
+    method: Option<StartMethod>,
+    max_message: u64,
+    state: State,
+    _result: PhantomData<fn() -> R>,
+}
+
+enum Target {
+    /// A function resolvable in any child, with its encoded arguments.
+    Entry { entry: sys::EntryFn, name: &'static str, args: Result<Vec<u8>, String> },
+    /// A closure, runnable only in a forked child.
+    Closure(Box<dyn FnOnce() -> Outcome>),
+}
+
+enum State {
+    NotStarted,
+    Running(Running),
+    Joined(Arc<Inner>),
+}
+
+struct Running {
+    inner: Arc<Inner>,
+    conn: ParentConn,
+    /// The child's report, once read; kept across timed-out joins.
+    outcome: Option<Result<Outcome, Error>>,
+}
+
+/// What the registry, the handle and a detached reaper share about a child.
+pub(crate) struct Inner {
+    pid: u32,
+    name: String,
+    daemon: bool,
+    wait: Mutex<Waiter>,
+}
+
+struct Waiter {
+    pid: u32,
+    how: WaitHow,
+    status: Option<ExitStatus>,
+}
+
+enum WaitHow {
+    /// Our own child: `waitpid`, with a pidfd to wait with a timeout.
+    Direct { pidfd: Option<OwnedFd> },
+    /// A child of the fork server, which sends the wait status.
+    Server { status: UnixStream },
+}
+
+impl<R> Process<R>
+where
+    R: Serialize + DeserializeOwned + 'static,
+{
+    /// A process that will run `f(args)`.
+    ///
+    /// `f` must be a function item or a closure that captures nothing: a
+    /// re-executed child finds it by its address in the executable, and a
+    /// capturing closure is a compile-time error (use [`Process::closure`]
+    /// under the fork method for those). `args` travel by serde; pass a
+    /// tuple for several.
+    pub fn new<F, A>(f: F, args: A) -> Process<R>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        let _ = f;
+        let target = Target::Entry {
+            entry: sys::entry_of::<F, A, R>(),
+            name: std::any::type_name::<F>(),
+            args: postcard::to_stdvec(&args).map_err(|e| e.to_string()),
+        };
+        Process::with_target(target, None)
+    }
+
+    /// A process that will run `f` in a forked copy of this process.
+    ///
+    /// The closure may capture anything, because the child is a copy of the
+    /// parent's memory. Only [`StartMethod::Fork`] can run it; starting it
+    /// under another method is an [`ErrorKind::NotAllowed`] error.
+    pub fn closure<F>(f: F) -> Process<R>
+    where
+        F: FnOnce() -> R + 'static,
+    {
+        let run = Box::new(move || bootstrap::run_caught(f));
+        Process::with_target(Target::Closure(run), Some(StartMethod::Fork))
+    }
+
+    fn with_target(target: Target, method: Option<StartMethod>) -> Process<R> {
+        Process {
+            target: Some(target),
+            name: None,
+            daemon: bootstrap::current_info().is_some_and(|i| i.daemon),
+            method,
+            max_message: DEFAULT_MAX_MESSAGE_SIZE,
+            state: State::NotStarted,
+            _result: PhantomData,
+        }
+    }
+
+    /// Sets the name (default `Process-N`, with the creator's own number
+    /// in front in a child: `Process-2:1`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Makes the child a daemon: it is killed when its parent exits, or
+    /// when its handle is dropped. The default is the creator's own flag.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Chooses the start method for this process (default:
+    /// [`get_start_method`]).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Limits the size of the serialized arguments and result (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 1 GiB). Larger ones are a
+    /// [`ErrorKind::TooLarge`] error.
+    pub fn max_message_size(mut self, bytes: u64) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// Starts the child.
+    ///
+    /// Errors: a second start ([`ErrorKind::AlreadyStarted`]); arguments
+    /// that fail to serialize or exceed the limit; a closure under a method
+    /// other than fork; a function outside the executable
+    /// ([`ErrorKind::Unresolvable`]); operating-system failures.
+    pub fn start(&mut self) -> Result<(), Error> {
+        if !matches!(self.state, State::NotStarted) {
+            return Err(Error::new(ErrorKind::AlreadyStarted, "cannot start a process twice"));
+        }
+        if std::env::var_os(bootstrap::ENV_CHILD).is_some() {
+            return Err(Error::new(
+                ErrorKind::NotEntered,
+                "this process was started as an mp child but never entered mp: call mp::init() first in main",
+            ));
+        }
+        let method = self.method.unwrap_or_else(get_start_method);
+        let target = self.target.take().expect("a target until started");
+        if let Target::Entry { args: Ok(args), .. } = &target {
+            if args.len() as u64 > self.max_message {
+                let msg = format!("the arguments take {} bytes, over the limit of {}", args.len(), self.max_message);
+                self.target = Some(target);
+                return Err(Error::new(ErrorKind::TooLarge, msg));
+            }
+        }
+        let identity = next_identity();
+        let name = self.name.clone().unwrap_or_else(|| {
+            let ids: Vec<String> = identity.iter().map(|i| i.to_string()).collect();
+            format!("Process-{}", ids.join(":"))
+        });
+        let me = crate::current_process();
+        let info = ChildInfo {
+            name: name.clone(),
+            daemon: self.daemon,
+            parent_pid: me.pid(),
+            parent_name: me.name().to_owned(),
+            method: method as u8,
+            identity,
+            max_message: self.max_message,
+        };
+        let result = match (target, method) {
+            (Target::Closure(run), StartMethod::Fork) => self.start_fork(info, run),
+            (Target::Closure(run), _) => {
+                self.target = Some(Target::Closure(run));
+                return Err(Error::new(
+                    ErrorKind::NotAllowed,
+                    "a closure can only run under the fork start method; use Process::new with a fn",
+                ));
+            }
+            (Target::Entry { args: Err(e), entry, name }, _) => {
+                self.target = Some(Target::Entry { args: Err(e.clone()), entry, name });
+                return Err(Error::new(ErrorKind::Serialization, format!("cannot encode the arguments: {e}")));
+            }
+            (Target::Entry { entry, args: Ok(args), .. }, StartMethod::Fork) => {
+                self.start_fork(info, Box::new(move || entry(&args)))
+            }
+            (Target::Entry { entry, name, args: Ok(args) }, method) => self.start_exec(info, method, entry, name, args),
+        };
+        let running = result?;
+        register(&running.inner);
+        self.state = State::Running(running);
+        Ok(())
+    }
+
+    fn start_fork(&mut self, info: ChildInfo, run: Box<dyn FnOnce() -> Outcome>) -> Result<Running, Error> {
+        bootstrap::install_panic_hook();
+        let (mine, theirs) = UnixStream::pair().map_err(|e| Error::io("cannot create a socket pair", e))?;
+        let lifeline = lifeline()?;
+        // Buffered output would be written twice: once by each process.
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        sys::flush_c_stdio();
+        let limit = info.max_message;
+        let name = info.name.clone();
+        let daemon = info.daemon;
+        match sys::fork().map_err(|e| Error::io("fork failed", e))? {
+            sys::Forked::Child => {
+                drop(mine);
+                // SAFETY: we are the forked child; the write end named by
+                // the parent's static must close here or the daemons' end of
+                // the lifeline would never see the parent go.
+                unsafe { sys::close_inherited(lifeline.writer.as_raw_fd()) };
+                forkserver::forget_in_child();
+                forget_children_in_child();
+                let reader = if daemon { lifeline.reader.try_clone().ok() } else { None };
+                bootstrap::become_child(info, reader);
+                let outcome = run();
+                bootstrap::report(theirs, outcome, limit)
+            }
+            sys::Forked::Parent(pid) => {
+                drop(theirs);
+                let pidfd = sys::pidfd_open(pid).ok();
+                Running::new(pid, name, daemon, WaitHow::Direct { pidfd }, mine)
+            }
+        }
+    }
+
+    fn start_exec(
+        &mut self,
+        info: ChildInfo,
+        method: StartMethod,
+        entry: sys::EntryFn,
+        entry_name: &'static str,
+        args: Vec<u8>,
+    ) -> Result<Running, Error> {
+        let offset = sys::encode_entry(entry)
+            .map_err(|why| Error::new(ErrorKind::Unresolvable, format!("cannot run `{entry_name}` in a child: {why}")))?;
+        let header = CallHeader {
+            fingerprint: bootstrap::exe_fingerprint(),
+            entry: offset,
+            entry_name: entry_name.to_owned(),
+            info: info.clone(),
+        };
+        let header = postcard::to_stdvec(&header).map_err(|e| Error::new(ErrorKind::Serialization, e.to_string()))?;
+        let (mine, theirs) = UnixStream::pair().map_err(|e| Error::io("cannot create a socket pair", e))?;
+        let lifeline = if info.daemon { Some(lifeline()?) } else { None };
+        let mut running = match method {
+            StartMethod::Spawn => {
+                let mut keep = vec![theirs.as_raw_fd()];
+                let mut value = theirs.as_raw_fd().to_string();
+                if let Some(l) = lifeline {
+                    keep.push(l.reader.as_raw_fd());
+                    value = format!("{value},{}", l.reader.as_raw_fd());
+                }
+                let child = sys::spawn_self(&[(bootstrap::ENV_CHILD, value)], keep)
+                    .map_err(|e| Error::io("cannot start the child program", e))?;
+                drop(theirs);
+                let pid = child.id();
+                // std's Child is not needed: we wait with waitpid and pidfd.
+                drop(child);
+                let pidfd = sys::pidfd_open(pid).ok();
+                Running::new(pid, info.name, info.daemon, WaitHow::Direct { pidfd }, mine)?
+            }
+            StartMethod::ForkServer => {
+                let (pid, status) = forkserver::fork_child(OwnedFd::from(theirs), info.daemon, lifeline.map(|l| &l.reader))?;
+                Running::new(pid, info.name, info.daemon, WaitHow::Server { status }, mine)?
+            }
+            StartMethod::Fork => unreachable!("fork is started by start_fork"),
+        };
+        // A child that dies before reading its call is reported by join;
+        // a child that never reads it (it never entered mp) times out here.
+        let deadline = Some(Instant::now() + BOOTSTRAP_TIMEOUT);
+        let sent = running
+            .conn
+            .write_frame(wire::CALL, &header, deadline)
+            .and_then(|()| running.conn.write_frame(wire::ARGS, &args, deadline));
+        match sent {
+            Ok(()) | Err(Stop::Closed) => Ok(running),
+            Err(Stop::Timeout) => {
+                let _ = running.inner.signal(sys::SIGKILL);
+                let _ = running.inner.wait(None);
+                Err(Error::new(
+                    ErrorKind::NotEntered,
+                    "the child did not take its call: does main call mp::init() first?",
+                ))
+            }
+            Err(Stop::Io(e)) => Err(Error::io("cannot send the call to the child", e)),
+            Err(Stop::TooLarge(_)) => unreachable!("writes have no limit"),
+        }
+    }
+
+    /// The child's process id, once started.
+    pub fn pid(&self) -> Option<u32> {
+        self.inner().map(|i| i.pid)
+    }
+
+    /// The process name.
+    pub fn get_name(&self) -> Option<&str> {
+        match self.inner() {
+            Some(i) => Some(&i.name),
+            None => self.name.as_deref(),
+        }
+    }
+
+    /// Whether the child is a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// Whether the child has started and not yet ended. Reaps it if it ended.
+    pub fn is_alive(&self) -> bool {
+        matches!(self.state, State::Running(_)) && self.inner().is_some_and(|i| i.try_status().is_none())
+    }
+
+    /// Python's `exitcode`: `None` while running (or before start), else the
+    /// exit code, or minus the signal number that killed the child.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.exit_status().map(|s| s.exitcode())
+    }
+
+    /// How the child ended, once it has.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.inner().and_then(|i| i.try_status())
+    }
+
+    /// Sends SIGTERM. A no-op once the child has ended.
+    pub fn terminate(&self) -> Result<(), Error> {
+        self.started()?.signal(sys::SIGTERM)
+    }
+
+    /// Sends SIGKILL. A no-op once the child has ended.
+    pub fn kill(&self) -> Result<(), Error> {
+        self.started()?.signal(sys::SIGKILL)
+    }
+
+    /// Waits for the child to end and returns what its function returned.
+    ///
+    /// A panic comes back as [`ErrorKind::Panicked`] with its message and
+    /// location; a death by signal or `exit` without a result as
+    /// [`ErrorKind::Died`] with the [`ExitStatus`]. The value can be taken
+    /// once: a second join is [`ErrorKind::AlreadyJoined`].
+    pub fn join(&mut self) -> Result<R, Error> {
+        self.join_deadline(None)
+    }
+
+    /// Like [`join`](Process::join), giving up after `timeout` with an
+    /// [`ErrorKind::Timeout`] error; the child keeps running and can be
+    /// joined, terminated or killed afterwards.
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, Error> {
+        self.join_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn join_deadline(&mut self, deadline: Option<Instant>) -> Result<R, Error> {
+        let running = match &mut self.state {
+            State::NotStarted => return Err(Error::new(ErrorKind::NotStarted, "cannot join a process before start")),
+            State::Joined(_) => return Err(Error::new(ErrorKind::AlreadyJoined, "the process was already joined")),
+            State::Running(r) => r,
+        };
+        if running.outcome.is_none() {
+            let inner = running.inner.clone();
+            let exited = inner.exit_fd();
+            let read = running.conn.read_frame(exited.as_ref().map(|g| g.fd()), self.max_message, deadline);
+            drop(exited);
+            running.outcome = Some(match read {
+                Ok((wire::OUTCOME, bytes)) => postcard::from_bytes::<Outcome>(&bytes)
+                    .map_err(|e| Error::new(ErrorKind::Serialization, format!("cannot decode the child's report: {e}"))),
+                Ok((kind, _)) => Err(Error::new(ErrorKind::Io, format!("unexpected frame {kind} from the child"))),
+                Err(Stop::Timeout) => return Err(timeout_error()),
+                Err(Stop::Closed) => Err(Error::new(ErrorKind::Died, "the child ended without a result")),
+                Err(Stop::TooLarge(n)) => {
+                    let _ = inner.signal(sys::SIGKILL);
+                    Err(Error::new(ErrorKind::TooLarge, format!("the result takes {n} bytes, over the limit of {}", self.max_message)))
+                }
+                Err(Stop::Io(e)) => Err(Error::io("cannot read from the child", e)),
+            });
+        }
+        let status = match running.inner.wait(deadline) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(timeout_error()),
+            Err(e) => return Err(e),
+        };
+        let outcome = running.outcome.take().expect("read above");
+        let inner = running.inner.clone();
+        self.state = State::Joined(inner);
+        match outcome {
+            Ok(Outcome::Ok(bytes)) => postcard::from_bytes::<R>(&bytes).map_err(|e| {
+                Error::new(ErrorKind::Serialization, format!("cannot decode the result: {e}")).with_status(Some(status))
+            }),
+            Ok(Outcome::Panic(info)) => Err(Error::panicked(info, Some(status))),
+            Ok(Outcome::Failed(f)) => Err(failure_error(f).with_status(Some(status))),
+            Err(e) if e.kind() == ErrorKind::Died => Err(Error::died(status)),
+            Err(e) => Err(e.with_status(Some(status))),
+        }
+    }
+}
+
+impl<R> Process<R> {
+    fn inner(&self) -> Option<&Arc<Inner>> {
+        match &self.state {
+            State::NotStarted => None,
+            State::Running(r) => Some(&r.inner),
+            State::Joined(i) => Some(i),
+        }
+    }
+
+    fn started(&self) -> Result<&Arc<Inner>, Error> {
+        self.inner().ok_or_else(|| Error::new(ErrorKind::NotStarted, "the process has not been started"))
+    }
+}
+
+fn timeout_error() -> Error {
+    Error::new(ErrorKind::Timeout, "timed out waiting for the child")
+}
+
+fn failure_error(f: ChildFailure) -> Error {
+    match f {
+        ChildFailure::Serialization(m) => Error::new(ErrorKind::Serialization, m),
+        ChildFailure::TooLarge { size, limit } => {
+            Error::new(ErrorKind::TooLarge, format!("the result takes {size} bytes, over the limit of {limit}"))
+        }
+        ChildFailure::Unresolvable(m) => Error::new(ErrorKind::Unresolvable, m),
+    }
+}
+
+/// How long a re-executed child may take to read its call.
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Running {
+    fn new(pid: u32, name: String, daemon: bool, how: WaitHow, conn: UnixStream) -> Result<Running, Error> {
+        let inner = Arc::new(Inner { pid, name, daemon, wait: Mutex::new(Waiter { pid, how, status: None }) });
+        let conn = match ParentConn::new(conn) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = inner.signal(sys::SIGKILL);
+                let _ = inner.wait(None);
+                return Err(Error::io("cannot configure the child socket", e));
+            }
+        };
+        Ok(Running { inner, conn, outcome: None })
+    }
+}
+
+/// A borrowed descriptor that becomes readable when the child is gone,
+/// kept alive by the lock on the waiter.
+struct ExitFd<'a>(std::sync::MutexGuard<'a, Waiter>);
+
+impl ExitFd<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match &self.0.how {
+            WaitHow::Direct { pidfd } => pidfd.as_ref().expect("checked in exit_fd").as_fd(),
+            WaitHow::Server { status } => status.as_fd(),
+        }
+    }
+}
+
+impl Inner {
+    fn exit_fd(&self) -> Option<ExitFd<'_>> {
+        let g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
+        match (&g.how, g.status) {
+            (_, Some(_)) => None,
+            (WaitHow::Direct { pidfd: None }, _) => None,
+            _ => Some(ExitFd(g)),
+        }
+    }
+
+    /// The exit status if the child has ended (reaping it), without waiting.
+    /// `None` also while another thread is waiting for it.
+    fn try_status(&self) -> Option<ExitStatus> {
+        let mut g = self.wait.try_lock().ok()?;
+        g.poll(Some(Instant::now())).ok().flatten()
+    }
+
+    /// Waits until `deadline` for the child to end; `Ok(None)` on timeout.
+    fn wait(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>, Error> {
+        let mut g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
+        g.poll(deadline)
+    }
+
+    fn signal(&self, sig: i32) -> Result<(), Error> {
+        let g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
+        if g.status.is_some() {
+            return Ok(());
+        }
+        // Holding the lock keeps the pid from being reaped (and reused)
+        // while the signal is sent, for our direct children.
+        match sys::kill(self.pid, sig) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+            Err(e) => Err(Error::io("cannot signal the child", e)),
+        }
+    }
+}
+
+impl Waiter {
+    /// Waits until `deadline` (`None`: forever) for the exit status.
+    fn poll(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>, Error> {
+        if self.status.is_none() {
+            let raw = match &mut self.how {
+                WaitHow::Direct { pidfd } => wait_direct(self.pid, pidfd.as_ref(), deadline)?,
+                WaitHow::Server { status } => wait_server(status, deadline)?,
+            };
+            self.status = raw.map(ExitStatus::from_raw);
+        }
+        Ok(self.status)
+    }
+}
+
+fn wait_direct(pid: u32, pidfd: Option<&OwnedFd>, deadline: Option<Instant>) -> Result<Option<i32>, Error> {
+    let reap = |block| sys::waitpid(pid, block).map_err(|e| Error::io("cannot wait for the child", e));
+    let Some(deadline) = deadline else { return reap(true) };
+    loop {
+        if let Some(raw) = reap(false)? {
+            return Ok(Some(raw));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        match pidfd {
+            Some(fd) => {
+                sys::poll_read(&[fd.as_fd()], Some(left)).map_err(|e| Error::io("cannot wait for the child", e))?;
+            }
+            // Kernels before 5.3 have no pidfd: poll the child's state.
+            None => std::thread::sleep(left.min(Duration::from_millis(2))),
+        }
+    }
+}
+
+fn wait_server(status: &mut UnixStream, deadline: Option<Instant>) -> Result<Option<i32>, Error> {
+    let mut buf = [0u8; 4];
+    match forkserver::read_exact_deadline(status, &mut buf, deadline) {
+        Ok(()) => Ok(Some(i32::from_le_bytes(buf))),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Ok(None),
+        Err(e) => Err(Error::io("lost the fork server before the child's exit status", e)),
+    }
+}
+
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        let State::Running(running) = std::mem::replace(&mut self.state, State::NotStarted) else { return };
+        let inner = running.inner;
+        drop(running.conn);
+        if inner.try_status().is_some() {
+            return;
+        }
+        if inner.daemon {
+            let _ = inner.signal(sys::SIGKILL);
+            let _ = inner.wait(None);
+        } else {
+            // Detached: a thread reaps it whenever it ends.
+            let reaper = std::thread::Builder::new().name("mp-reaper".into()).spawn({
+                let inner = inner.clone();
+                move || {
+                    let _ = inner.wait(None);
+                }
+            });
+            if reaper.is_err() {
+                let _ = inner.wait(None);
+            }
+        }
+    }
+}
+
+impl<R> fmt::Debug for Process<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::NotStarted => "initial",
+            State::Running(_) => "started",
+            State::Joined(_) => "joined",
+        };
+        f.debug_struct("Process")
+            .field("name", &self.inner().map(|i| i.name.as_str()).or(self.name.as_deref()))
+            .field("pid", &self.inner().map(|i| i.pid))
+            .field("daemon", &self.daemon)
+            .field("method", &self.method)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// The parent's end of every daemon's lifeline: the children hold readers,
+/// this process alone holds the writer, so end-of-stream reaches the
+/// readers exactly when this process is gone, however it ended.
+struct Lifeline {
+    reader: OwnedFd,
+    writer: OwnedFd,
+}
+
+fn lifeline() -> Result<&'static Lifeline, Error> {
+    static LIFELINE: OnceLock<Lifeline> = OnceLock::new();
+    if let Some(l) = LIFELINE.get() {
+        return Ok(l);
+    }
+    let (r, w) = UnixStream::pair().map_err(|e| Error::io("cannot create the lifeline", e))?;
+    Ok(LIFELINE.get_or_init(|| Lifeline { reader: r.into(), writer: w.into() }))
+}
+
+/// The children this process started and has not seen end.
+static CHILDREN: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+
+fn register(inner: &Arc<Inner>) {
+    let mut list = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
+    list.retain(|w| w.strong_count() > 0);
+    list.push(Arc::downgrade(inner));
+}
+
+/// In a forked child: the parent's children are not ours.
+fn forget_children_in_child() {
+    if let Ok(mut list) = CHILDREN.try_lock() {
+        list.clear();
+    }
+    COUNTER.store(0, Ordering::Relaxed);
+}
+
+/// A child that is still running, as [`active_children`](crate::active_children) lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveChild {
+    /// Its process id.
+    pub pid: u32,
+    /// Its name.
+    pub name: String,
+}
+
+pub(crate) fn active_children() -> Vec<ActiveChild> {
+    let list: Vec<Arc<Inner>> = {
+        let mut list = CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|w| w.strong_count() > 0);
+        list.iter().filter_map(Weak::upgrade).collect()
+    };
+    list.iter()
+        .filter(|i| i.try_status().is_none())
+        .map(|i| ActiveChild { pid: i.pid, name: i.name.clone() })
+        .collect()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The identity of the next child: ours, plus a fresh number.
+fn next_identity() -> Vec<u32> {
+    let mut id = bootstrap::current_info().map(|i| i.identity.clone()).unwrap_or_default();
+    id.push(COUNTER.fetch_add(1, Ordering::Relaxed) + 1);
+    id
+}

@@ -1,0 +1,1 @@
+//! Unit tests of mp-process, run across real processes.

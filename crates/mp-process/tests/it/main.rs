@@ -1,0 +1,3 @@
+//! Integration tests of mp-process: real children under every start method.
+
+mod lifecycle;

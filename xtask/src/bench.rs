@@ -1,0 +1,388 @@
+//! `cargo xtask bench`: runs the benchmark workloads (the fixed list in
+//! WORKLOADS.md, see `crates/mp-bench/README.md`) against mp
+//! (`crates/mp-bench`) and CPython (`crates/mp-bench/python`), one workload at
+//! a time with both sides interleaved, and writes `target/bench/report.*`.
+//!
+//! Each side is a program with the same CLI: `--list` prints workload names,
+//! `--workload NAME [--quick]` prints one JSON line
+//! `{"name", "unit", "better", "samples", "check"}` or exits non-zero.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{proc, report};
+
+/// A generous bound on one side of one workload; a hang must not stall the run.
+const SIDE_TIMEOUT: Duration = Duration::from_secs(600);
+
+const PYTHON: &str = "python3";
+const PYTHON_SCRIPT: &str = "crates/mp-bench/python/bench_cpython.py";
+
+/// `cargo xtask bench` flags.
+#[derive(Debug, Default)]
+pub(crate) struct Flags {
+    quick: bool,
+    only: Vec<String>,
+}
+
+impl Flags {
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
+        let mut flags = Flags::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let only = match arg.as_str() {
+                "--quick" => {
+                    flags.quick = true;
+                    continue;
+                }
+                "--only" => args
+                    .next()
+                    .ok_or("--only needs PREFIX,PREFIX,...")?
+                    .as_str(),
+                a if a.starts_with("--only=") => &a["--only=".len()..],
+                a => return Err(format!("bench: unknown argument `{a}`")),
+            };
+            flags
+                .only
+                .extend(only.split(',').filter(|p| !p.is_empty()).map(String::from));
+        }
+        Ok(flags)
+    }
+
+    fn selects(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| name.starts_with(p.as_str()))
+    }
+}
+
+/// Whether a smaller or a larger figure is better.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Better {
+    Lower,
+    Higher,
+}
+
+impl Better {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Better::Lower => "lower",
+            Better::Higher => "higher",
+        }
+    }
+}
+
+/// Median, min and max of one side's samples.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stats {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Stats {
+    fn of(samples: &[f64]) -> Stats {
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let n = s.len();
+        let median = if n % 2 == 1 {
+            s[n / 2]
+        } else {
+            (s[n / 2 - 1] + s[n / 2]) / 2.0
+        };
+        Stats {
+            median,
+            min: s[0],
+            max: s[n - 1],
+        }
+    }
+}
+
+/// One side's parsed result line.
+#[derive(Debug)]
+struct Measured {
+    unit: String,
+    better: Better,
+    stats: Stats,
+}
+
+/// One row of the report.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) unit: String,
+    pub(crate) better: Better,
+    pub(crate) mp: Option<Stats>,
+    pub(crate) cpython: Option<Stats>,
+    /// Oriented so that > 1 means mp is better.
+    pub(crate) ratio: Option<f64>,
+    /// Why a side failed its run or its check; empty when all went well.
+    pub(crate) errors: Vec<String>,
+}
+
+/// What the report says about the run itself.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub(crate) date: String,
+    pub(crate) nproc: usize,
+    pub(crate) python: Option<String>,
+    pub(crate) quick: bool,
+}
+
+pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
+    proc::run(
+        proc::cargo().args(["build", "--release", "-p", "mp-bench"]),
+        None,
+    )?;
+    let mp_bin = target_dir(root)
+        .join("release")
+        .join(format!("mp-bench{}", std::env::consts::EXE_SUFFIX));
+
+    let python = python_version();
+    if python.is_none() {
+        eprintln!("bench: NOTE: `{PYTHON}` not found: running mp only, CPython columns stay empty");
+    }
+    let script = root.join(PYTHON_SCRIPT);
+    let python_side = |args: &[&str]| {
+        let mut cmd = proc::command(PYTHON);
+        cmd.arg(&script).args(args);
+        cmd
+    };
+
+    let mp_names = list(proc::command(&mp_bin))?;
+    let py_names = match python {
+        Some(_) => list(python_side(&[]))?,
+        None => Vec::new(),
+    };
+    for name in py_names.iter().filter(|n| !mp_names.contains(n)) {
+        eprintln!("bench: NOTE: skipping `{name}`: the CPython script has it, mp-bench does not");
+    }
+    let names: Vec<&String> = mp_names.iter().filter(|n| flags.selects(n)).collect();
+    if names.is_empty() {
+        return Err(format!(
+            "bench: no workload matches --only {}",
+            flags.only.join(",")
+        ));
+    }
+
+    let quick: &[&str] = if flags.quick { &["--quick"] } else { &[] };
+    let mut rows = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        eprint!("[{}/{}] {name}: mp ...", i + 1, names.len());
+        let mut errors = Vec::new();
+        let mut mp_cmd = proc::command(&mp_bin);
+        mp_cmd.args(["--workload", name]).args(quick);
+        let mp = measure(mp_cmd, name);
+        progress(&mp);
+        let cpython = if py_names.contains(name) {
+            eprint!(" cpython ...");
+            let mut cmd = python_side(&["--workload", name]);
+            cmd.args(quick);
+            let m = measure(cmd, name);
+            progress(&m);
+            Some(m)
+        } else {
+            eprint!(" cpython: n/a");
+            None
+        };
+        eprintln!();
+
+        let mp = mp.map_err(|e| errors.push(format!("mp: {e}"))).ok();
+        let cpython =
+            cpython.and_then(|r| r.map_err(|e| errors.push(format!("cpython: {e}"))).ok());
+        if let (Some(a), Some(b)) = (&mp, &cpython) {
+            if (&a.unit, a.better) != (&b.unit, b.better) {
+                errors.push(format!(
+                    "mp reports {} ({} is better), cpython {} ({} is better)",
+                    a.unit,
+                    a.better.as_str(),
+                    b.unit,
+                    b.better.as_str()
+                ));
+            }
+        }
+        for e in &errors {
+            eprintln!("    FAILED {e}");
+        }
+        let (unit, better) = match mp.as_ref().or(cpython.as_ref()) {
+            Some(m) => (m.unit.clone(), m.better),
+            None => ("?".to_owned(), Better::Lower),
+        };
+        let ratio = match (&mp, &cpython) {
+            (Some(m), Some(c)) if errors.is_empty() => Some(match better {
+                Better::Lower => c.stats.median / m.stats.median,
+                Better::Higher => m.stats.median / c.stats.median,
+            }),
+            _ => None,
+        };
+        rows.push(Row {
+            name: name.to_string(),
+            unit,
+            better,
+            mp: mp.map(|m| m.stats),
+            cpython: cpython.map(|c| c.stats),
+            ratio,
+            errors,
+        });
+    }
+
+    let meta = Meta {
+        date: utc_now(),
+        nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        python,
+        quick: flags.quick,
+    };
+    print!("\n{}", report::table(&rows));
+
+    let dir = target_dir(root).join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let json = serde_json::to_string_pretty(&report::json(&meta, &rows))
+        .map_err(|e| format!("report.json: {e}"))?;
+    for (file, text) in [
+        ("report.json", json + "\n"),
+        ("report.md", report::markdown(&meta, &rows)),
+        ("report.svg", report::svg(&meta, &rows)),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    println!("\nwrote {}/report.{{json,md,svg}}", dir.display());
+
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.errors.is_empty())
+        .map(|r| r.name.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "bench: {} workload(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        ))
+    }
+}
+
+fn progress(m: &Result<Measured, String>) {
+    match m {
+        Ok(m) => eprint!(" {} {}", report::num(m.stats.median), m.unit),
+        Err(_) => eprint!(" FAILED"),
+    }
+    let _ = std::io::stderr().flush();
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+/// `3.11.7` from `python3 --version`, or `None` if there is no `python3`.
+fn python_version() -> Option<String> {
+    let out = proc::output(proc::command(PYTHON).arg("--version"), Some(SIDE_TIMEOUT)).ok()?;
+    // Python 2 printed its version on stderr; take whichever has it.
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let version = text.trim().strip_prefix("Python ")?.to_owned();
+    out.status.success().then_some(version)
+}
+
+/// The workload names a side knows (`--list`).
+fn list(mut cmd: Command) -> Result<Vec<String>, String> {
+    cmd.arg("--list");
+    let shown = proc::display(&cmd);
+    let out = proc::output(&mut cmd, Some(SIDE_TIMEOUT))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{shown}` failed: {}\n{}",
+            out.status,
+            out.stderr.trim_end()
+        ));
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+/// Runs one side of one workload and checks what it printed.
+fn measure(mut cmd: Command, name: &str) -> Result<Measured, String> {
+    let out = proc::output(&mut cmd, Some(SIDE_TIMEOUT))?;
+    if !out.status.success() {
+        let stderr = out.stderr.trim_end();
+        return Err(format!("{}: {stderr}", out.status));
+    }
+    let line = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    parse_line(line, name).map_err(|e| format!("{e}; it printed {line:?}"))
+}
+
+fn parse_line(line: &str, name: &str) -> Result<Measured, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .ok_or(format!("no string `{k}`"))
+    };
+    if field("name")? != name {
+        return Err(format!("result is for `{}`", field("name")?));
+    }
+    let check = field("check")?;
+    if check != "ok" {
+        return Err(format!("check failed: {check}"));
+    }
+    let better = match field("better")? {
+        "lower" => Better::Lower,
+        "higher" => Better::Higher,
+        other => return Err(format!("`better` is {other:?}")),
+    };
+    let samples: Vec<f64> = v
+        .get("samples")
+        .and_then(Value::as_array)
+        .ok_or("no `samples` array")?
+        .iter()
+        .map(|s| s.as_f64().filter(|x| x.is_finite() && *x > 0.0))
+        .collect::<Option<_>>()
+        .ok_or("a sample is not a positive number")?;
+    if samples.is_empty() {
+        return Err("no samples".into());
+    }
+    Ok(Measured {
+        unit: field("unit")?.to_owned(),
+        better,
+        stats: Stats::of(&samples),
+    })
+}
+
+/// Now, as `2024-05-01T12:00:00Z`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days to civil date: Howard Hinnant's `civil_from_days`.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests;

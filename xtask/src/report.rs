@@ -1,0 +1,294 @@
+//! The bench report in its four forms: the terminal table, `report.json` (the
+//! schema of WORKLOADS.md), `report.md` and `report.svg` (a log-scale bar
+//! chart of the ratios, written by hand).
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::bench::{Meta, Row, Stats};
+
+/// A figure with as many digits as a noisy benchmark deserves.
+pub(crate) fn num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1000.0 {
+        // Thousands separators: 78,708 reads better than 78708.
+        let digits = format!("{:.0}", a);
+        let mut out = String::new();
+        for (i, d) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(d);
+        }
+        if x < 0.0 { format!("-{out}") } else { out }
+    } else if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x"))
+}
+
+fn median(row: &Row, s: Option<Stats>, side_failed: bool) -> String {
+    match s {
+        Some(s) => num(s.median),
+        None if side_failed => "FAILED".to_owned(),
+        None if row.errors.is_empty() => "n/a".to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
+fn failed(row: &Row, side: &str) -> bool {
+    row.errors.iter().any(|e| e.starts_with(side))
+}
+
+/// The aligned table printed at the end of a run.
+pub(crate) fn table(rows: &[Row]) -> String {
+    let mut cells = vec![[
+        "workload".to_owned(),
+        "unit".to_owned(),
+        "mp".to_owned(),
+        "cpython".to_owned(),
+        "ratio".to_owned(),
+    ]];
+    for row in rows {
+        cells.push([
+            row.name.clone(),
+            row.unit.clone(),
+            median(row, row.mp, failed(row, "mp")),
+            median(row, row.cpython, failed(row, "cpython")),
+            ratio(row.ratio),
+        ]);
+    }
+    let mut width = [0; 5];
+    for line in &cells {
+        for (w, cell) in width.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for (i, line) in cells.iter().enumerate() {
+        let [name, unit, mp, cpython, r] = line;
+        let [w0, w1, w2, w3, w4] = width;
+        let _ = writeln!(
+            out,
+            "{name:<w0$}  {unit:<w1$}  {mp:>w2$}  {cpython:>w3$}  {r:>w4$}"
+        );
+        if i == 0 {
+            let _ = writeln!(out, "{}", "-".repeat(w0 + w1 + w2 + w3 + w4 + 8));
+        }
+    }
+    out.push_str(
+        "ratio > 1 means mp is better (CPython/mp when lower is better, mp/CPython when higher)\n",
+    );
+    out
+}
+
+/// `report.json`, in the schema of WORKLOADS.md. A workload that failed also
+/// has an `"error"` string; the sides it lacks are `null`.
+pub(crate) fn json(meta: &Meta, rows: &[Row]) -> Value {
+    let stats =
+        |s: Option<Stats>| s.map(|s| json!({"median": s.median, "min": s.min, "max": s.max}));
+    let results: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut v = json!({
+                "name": row.name,
+                "unit": row.unit,
+                "better": row.better.as_str(),
+                "mp": stats(row.mp),
+                "cpython": stats(row.cpython),
+                "ratio": row.ratio,
+            });
+            if !row.errors.is_empty() {
+                v["error"] = Value::from(row.errors.join("; "));
+            }
+            v
+        })
+        .collect();
+    json!({
+        "meta": {"date": meta.date, "nproc": meta.nproc, "python": meta.python, "quick": meta.quick},
+        "results": results,
+    })
+}
+
+/// `report.md`: the table with min and max, and the failures below it.
+pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# mp vs CPython multiprocessing\n");
+    let _ = writeln!(
+        out,
+        "{}, {} CPU(s), CPython {}{}. Ratio > 1 means mp is better.\n",
+        meta.date,
+        meta.nproc,
+        meta.python.as_deref().unwrap_or("not found"),
+        if meta.quick { ", `--quick`" } else { "" },
+    );
+    out.push_str("| workload | unit | better | mp median | mp min | mp max | cpython median | cpython min | cpython max | ratio |\n");
+    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n");
+    for row in rows {
+        let side = |s: Option<Stats>, name: &str| match s {
+            Some(s) => format!("{} | {} | {}", num(s.median), num(s.min), num(s.max)),
+            None => {
+                let m = median(row, None, failed(row, name));
+                format!("{m} | | ")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.unit,
+            row.better.as_str(),
+            side(row.mp, "mp"),
+            side(row.cpython, "cpython"),
+            ratio(row.ratio),
+        );
+    }
+    let failures: Vec<&Row> = rows.iter().filter(|r| !r.errors.is_empty()).collect();
+    if !failures.is_empty() {
+        out.push_str("\n## Failures\n\n");
+        for row in failures {
+            for e in &row.errors {
+                let _ = writeln!(out, "- `{}`: {}", row.name, e.replace('\n', " "));
+            }
+        }
+    }
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `report.svg`: one horizontal bar per workload from the 1x line to its
+/// ratio, on a log scale; green where mp wins, red where it loses.
+pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
+    const WIDTH: f64 = 900.0;
+    const LABEL_END: f64 = 270.0;
+    const PLOT_LEFT: f64 = 280.0;
+    const PLOT_RIGHT: f64 = 800.0;
+    const TOP: f64 = 60.0;
+    const ROW: f64 = 26.0;
+    const BAR: f64 = 16.0;
+
+    let ratios: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.ratio)
+        .filter(|r| *r > 0.0)
+        .collect();
+    let lowest = ratios.iter().copied().fold(1.0, f64::min);
+    let highest = ratios.iter().copied().fold(1.0, f64::max);
+    // Whole decades, at least 0.1x..10x, with a little room past the bars.
+    let lo = (lowest.log10() - 0.05).floor().min(-1.0) as i32;
+    let hi = (highest.log10() + 0.05).ceil().max(1.0) as i32;
+    let x = |r: f64| {
+        PLOT_LEFT + (r.log10() - f64::from(lo)) / f64::from(hi - lo) * (PLOT_RIGHT - PLOT_LEFT)
+    };
+    let bottom = TOP + ROW * rows.len() as f64;
+    let height = bottom + 40.0;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="10" y="22" font-size="15" font-weight="bold">mp vs CPython multiprocessing: ratio, log scale (&gt; 1x: mp is better)</text>"#
+    );
+    let _ = writeln!(
+        out,
+        r##"<text x="10" y="42" fill="#555">{} · {} CPU(s) · CPython {}{}</text>"##,
+        xml_escape(&meta.date),
+        meta.nproc,
+        xml_escape(meta.python.as_deref().unwrap_or("not found")),
+        if meta.quick { " · --quick" } else { "" },
+    );
+
+    for (i, row) in rows.iter().enumerate() {
+        let y = TOP + ROW * i as f64;
+        if i % 2 == 1 {
+            let _ = writeln!(
+                out,
+                r##"<rect x="0" y="{y}" width="{WIDTH}" height="{ROW}" fill="#f4f4f4"/>"##
+            );
+        }
+        let text_y = y + ROW / 2.0 + 4.0;
+        let _ = writeln!(
+            out,
+            r#"<text x="{LABEL_END}" y="{text_y}" text-anchor="end">{}</text>"#,
+            xml_escape(&row.name)
+        );
+        let one = x(1.0);
+        match row.ratio.filter(|r| *r > 0.0) {
+            Some(r) => {
+                let (left, right) = (one.min(x(r)), one.max(x(r)));
+                let colour = if r >= 1.0 { "#2e7d32" } else { "#c62828" };
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{left:.1}" y="{:.1}" width="{:.1}" height="{BAR}" fill="{colour}"/>"#,
+                    y + (ROW - BAR) / 2.0,
+                    (right - left).max(1.0),
+                );
+                // Losses end left of 1x: their value goes right of the line.
+                let _ = writeln!(
+                    out,
+                    r#"<text x="{:.1}" y="{text_y}">{:.2}x</text>"#,
+                    right + 4.0,
+                    r
+                );
+            }
+            None => {
+                let why = if row.errors.is_empty() {
+                    "n/a (no CPython counterpart)"
+                } else {
+                    "FAILED"
+                };
+                let _ = writeln!(
+                    out,
+                    r##"<text x="{:.1}" y="{text_y}" fill="#777">{why}</text>"##,
+                    one + 4.0
+                );
+            }
+        }
+    }
+
+    for e in lo..=hi {
+        let r = 10f64.powi(e);
+        let gx = x(r);
+        let (stroke, w) = if e == 0 { ("#000", 2) } else { ("#bbb", 1) };
+        let label = if e < 0 {
+            format!("{r:.*}x", e.unsigned_abs() as usize)
+        } else {
+            format!("{r:.0}x")
+        };
+        let _ = writeln!(
+            out,
+            r#"<line x1="{gx:.1}" y1="{:.1}" x2="{gx:.1}" y2="{bottom:.1}" stroke="{stroke}" stroke-width="{w}"/>"#,
+            TOP - 6.0
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{gx:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+            bottom + 18.0
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests;
