@@ -177,14 +177,14 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
         let mp = measure(mp_cmd, name);
         progress(&mp);
         let cpython = if py_names.contains(name) {
-            eprint!(" cpython ...");
+            eprint!("; cpython ...");
             let mut cmd = python_side(&["--workload", name]);
             cmd.args(quick);
             let m = measure(cmd, name);
             progress(&m);
             Some(m)
         } else {
-            eprint!(" cpython: n/a");
+            eprint!("; cpython: n/a");
             None
         };
         eprintln!();
@@ -238,10 +238,8 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
 
     let dir = target_dir(root).join("bench");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let json = serde_json::to_string_pretty(&report::json(&meta, &rows))
-        .map_err(|e| format!("report.json: {e}"))?;
     for (file, text) in [
-        ("report.json", json + "\n"),
+        ("report.json", report::json(&meta, &rows)),
         ("report.md", report::markdown(&meta, &rows)),
         ("report.svg", report::svg(&meta, &rows)),
     ] {

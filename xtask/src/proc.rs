@@ -156,3 +156,6 @@ fn kill_group(child: &mut Child) {
         .status();
     let _ = child.kill();
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::bench::{Meta, Row, Stats};
 
@@ -92,32 +92,60 @@ pub(crate) fn table(rows: &[Row]) -> String {
     out
 }
 
-/// `report.json`, in the schema of WORKLOADS.md. A workload that failed also
-/// has an `"error"` string; the sides it lacks are `null`.
-pub(crate) fn json(meta: &Meta, rows: &[Row]) -> Value {
-    let stats =
-        |s: Option<Stats>| s.map(|s| json!({"median": s.median, "min": s.min, "max": s.max}));
-    let results: Vec<Value> = rows
+/// `report.json`, in the schema of WORKLOADS.md and in its key order, one
+/// result per line. A workload that failed also has an `"error"` string; the
+/// sides it lacks are `null`.
+pub(crate) fn json(meta: &Meta, rows: &[Row]) -> String {
+    let stats = |s: Option<Stats>| match s {
+        Some(s) => object(&[
+            ("median", lit(s.median)),
+            ("min", lit(s.min)),
+            ("max", lit(s.max)),
+        ]),
+        None => lit(Value::Null),
+    };
+    let results: Vec<String> = rows
         .iter()
         .map(|row| {
-            let mut v = json!({
-                "name": row.name,
-                "unit": row.unit,
-                "better": row.better.as_str(),
-                "mp": stats(row.mp),
-                "cpython": stats(row.cpython),
-                "ratio": row.ratio,
-            });
+            let mut fields = vec![
+                ("name", lit(row.name.as_str())),
+                ("unit", lit(row.unit.as_str())),
+                ("better", lit(row.better.as_str())),
+                ("mp", stats(row.mp)),
+                ("cpython", stats(row.cpython)),
+                ("ratio", lit(row.ratio)),
+            ];
             if !row.errors.is_empty() {
-                v["error"] = Value::from(row.errors.join("; "));
+                fields.push(("error", lit(row.errors.join("; "))));
             }
-            v
+            object(&fields)
         })
         .collect();
-    json!({
-        "meta": {"date": meta.date, "nproc": meta.nproc, "python": meta.python, "quick": meta.quick},
-        "results": results,
-    })
+    let meta = object(&[
+        ("date", lit(meta.date.as_str())),
+        ("nproc", lit(meta.nproc)),
+        ("python", lit(meta.python.as_deref())),
+        ("quick", lit(meta.quick)),
+    ]);
+    format!(
+        "{{\"meta\": {meta},\n \"results\": [\n   {}\n ]}}\n",
+        results.join(",\n   ")
+    )
+}
+
+/// One JSON value as text.
+fn lit(v: impl Into<Value>) -> String {
+    v.into().to_string()
+}
+
+/// `{"k": v, ...}` from JSON texts, keys in the order given (serde_json's
+/// `Map` sorts them unless its `preserve_order` feature brings in indexmap).
+fn object(fields: &[(&str, String)]) -> String {
+    let fields: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}: {v}", lit(*k)))
+        .collect();
+    format!("{{{}}}", fields.join(", "))
 }
 
 /// `report.md`: the table with min and max, and the failures below it.
@@ -253,7 +281,7 @@ pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
             }
             None => {
                 let why = if row.errors.is_empty() {
-                    "n/a (no CPython counterpart)"
+                    "n/a (no CPython figure)"
                 } else {
                     "FAILED"
                 };

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Once, OnceLock};
 
 use serde::Serialize;
@@ -26,12 +27,9 @@ pub(crate) const ENV_SERVER: &str = "MP_PROCESS_FORKSERVER";
 /// Largest call header a child accepts (the header holds names, not data).
 const HEADER_LIMIT: u64 = 1 << 20;
 
-/// This process's identity when it is a child of an mp process.
-static CURRENT: OnceLock<ChildInfo> = OnceLock::new();
-
 /// The identity given to this process by its parent, if it has one.
 pub(crate) fn current_info() -> Option<&'static ChildInfo> {
-    CURRENT.get()
+    sys::current_identity()
 }
 
 /// Runs before `main` in every process of a program that links mp-process.
@@ -56,10 +54,16 @@ pub(crate) fn before_main() {
         crate::forkserver::serve(ctrl);
     }
     if let Some(fds) = child.map(|v| parse_fds(&v)) {
-        let Some(&conn) = fds.first() else { sys::exit_now(70) };
+        let Some(&conn) = fds.first() else {
+            sys::exit_now(70)
+        };
         // SAFETY: as above, these fds were handed to us through exec.
-        let (conn, lifeline) =
-            unsafe { (OwnedFd::from_raw_fd(conn), fds.get(1).map(|&fd| OwnedFd::from_raw_fd(fd))) };
+        let (conn, lifeline) = unsafe {
+            (
+                OwnedFd::from_raw_fd(conn),
+                fds.get(1).map(|&fd| OwnedFd::from_raw_fd(fd)),
+            )
+        };
         run_child(UnixStream::from(conn), lifeline);
     }
 }
@@ -73,11 +77,17 @@ fn parse_fds(v: &str) -> Vec<RawFd> {
 pub(crate) fn run_child(mut conn: UnixStream, lifeline: Option<OwnedFd>) -> ! {
     sys::ignore_sigpipe();
     install_panic_hook();
-    let Ok((wire::CALL, header)) = wire::read_frame(&mut conn, HEADER_LIMIT) else { sys::exit_now(70) };
-    let Ok(header) = postcard::from_bytes::<CallHeader>(&header) else { sys::exit_now(70) };
+    let Ok((wire::CALL, header)) = wire::read_frame(&mut conn, HEADER_LIMIT) else {
+        sys::exit_now(70)
+    };
+    let Ok(header) = postcard::from_bytes::<CallHeader>(&header) else {
+        sys::exit_now(70)
+    };
     let limit = header.info.max_message;
     become_child(header.info.clone(), lifeline);
-    let Ok((wire::ARGS, args)) = wire::read_frame(&mut conn, limit) else { sys::exit_now(70) };
+    let Ok((wire::ARGS, args)) = wire::read_frame(&mut conn, limit) else {
+        sys::exit_now(70)
+    };
     let outcome = if header.fingerprint != exe_fingerprint() {
         Outcome::Failed(ChildFailure::Unresolvable(format!(
             "the executable changed between parent and child; cannot find `{}`",
@@ -89,7 +99,7 @@ pub(crate) fn run_child(mut conn: UnixStream, lifeline: Option<OwnedFd>) -> ! {
         let entry = unsafe { sys::decode_entry(header.entry) };
         entry(&args)
     };
-    report(conn, outcome, limit)
+    report(conn, outcome, limit, true)
 }
 
 /// Takes on the identity the parent gave, and if this is a daemon, arranges
@@ -98,43 +108,59 @@ pub(crate) fn run_child(mut conn: UnixStream, lifeline: Option<OwnedFd>) -> ! {
 pub(crate) fn become_child(info: ChildInfo, lifeline: Option<OwnedFd>) {
     if let (true, Some(fd)) = (info.daemon, lifeline) {
         let mut line = UnixStream::from(fd);
-        let watcher = std::thread::Builder::new().name("mp-lifeline".into()).spawn(move || {
-            let mut b = [0u8; 1];
-            loop {
-                match line.read(&mut b) {
-                    Ok(0) => break,
-                    Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
-                    _ => {}
+        let watcher = std::thread::Builder::new()
+            .name("mp-lifeline".into())
+            .spawn(move || {
+                let mut b = [0u8; 1];
+                loop {
+                    match line.read(&mut b) {
+                        Ok(0) => break,
+                        Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
+                        _ => {}
+                    }
                 }
-            }
-            let _ = sys::kill(sys::getpid(), sys::SIGKILL);
-        });
+                let _ = sys::kill(sys::getpid(), sys::SIGKILL);
+            });
         if watcher.is_err() {
             // Without the watcher the daemon could outlive its parent.
             sys::exit_now(71);
         }
     }
-    let _ = CURRENT.set(info);
+    sys::set_current_identity(info);
 }
 
 /// Sends the outcome to the parent and ends the process: exit code 0 after a
 /// result, 1 after a panic or failure (Python's code for an exception).
-pub(crate) fn report(mut conn: UnixStream, outcome: Outcome, limit: u64) -> ! {
+///
+/// `flush` flushes Rust's stdout and stderr first. A forked child skips it:
+/// another thread of the parent may have held their lock at the fork, and
+/// the child would wait for it forever. `println!` output is line-buffered
+/// and written already; only a trailing `print!` without newline is lost.
+pub(crate) fn report(mut conn: UnixStream, outcome: Outcome, limit: u64, flush: bool) -> ! {
     let outcome = match outcome {
         Outcome::Ok(bytes) if bytes.len() as u64 > limit => {
-            Outcome::Failed(ChildFailure::TooLarge { size: bytes.len() as u64, limit })
+            Outcome::Failed(ChildFailure::TooLarge {
+                size: bytes.len() as u64,
+                limit,
+            })
         }
         other => other,
     };
-    let code = if matches!(outcome, Outcome::Ok(_)) { 0 } else { 1 };
+    let code = if matches!(outcome, Outcome::Ok(_)) {
+        0
+    } else {
+        1
+    };
     // A parent that no longer listens (it dropped the handle) is no reason
     // to fail: the write error is ignored and the exit code stands.
     if let Ok(frame) = postcard::to_stdvec(&outcome) {
         let _ = wire::write_frame(&mut conn, wire::OUTCOME, &frame);
     }
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    sys::flush_c_stdio();
+    if flush {
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        sys::flush_c_stdio();
+    }
     sys::exit_now(code)
 }
 
@@ -148,7 +174,9 @@ where
 {
     match postcard::from_bytes::<A>(args) {
         Ok(a) => run_caught(move || f(a)),
-        Err(e) => Outcome::Failed(ChildFailure::Serialization(format!("cannot decode the arguments: {e}"))),
+        Err(e) => Outcome::Failed(ChildFailure::Serialization(format!(
+            "cannot decode the arguments: {e}"
+        ))),
     }
 }
 
@@ -157,16 +185,12 @@ pub(crate) fn run_caught<R: Serialize>(f: impl FnOnce() -> R) -> Outcome {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => match postcard::to_stdvec(&r) {
             Ok(bytes) => Outcome::Ok(bytes),
-            Err(e) => Outcome::Failed(ChildFailure::Serialization(format!("cannot encode the result: {e}"))),
+            Err(e) => Outcome::Failed(ChildFailure::Serialization(format!(
+                "cannot encode the result: {e}"
+            ))),
         },
         Err(payload) => {
-            let message = if let Some(s) = payload.downcast_ref::<&str>() {
-                (*s).to_owned()
-            } else if let Some(s) = payload.downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "<non-string panic payload>".to_owned()
-            };
+            let message = payload_message(&*payload);
             let location = LAST_PANIC.with(|l| l.borrow_mut().take());
             Outcome::Panic(PanicInfo::new(message, location))
         }
@@ -178,19 +202,49 @@ thread_local! {
     static LAST_PANIC: RefCell<Option<Location>> = const { RefCell::new(None) };
 }
 
+/// Set in a forked child: locks copied from the parent may be held by
+/// threads that do not exist here.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Marks this process as a forked child (see [`install_panic_hook`]).
+pub(crate) fn mark_forked() {
+    FORKED.store(true, Ordering::Relaxed);
+}
+
 /// Chains a panic hook that remembers the location of each panic (the
 /// payload does not carry it), then runs the previous hook, which prints the
 /// message as usual.
+///
+/// In a forked child the previous hook is skipped: std's default hook takes
+/// a lock that another thread of the parent may have held at the fork (it
+/// was printing a panic of its own), and the child would wait for it
+/// forever. The message is written to fd 2 directly instead.
 pub(crate) fn install_panic_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let prev = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             let loc = info.location().map(Location::from_std);
+            if FORKED.load(Ordering::Relaxed) {
+                let msg = payload_message(info.payload());
+                let at = loc.as_ref().map(|l| format!(" at {l}")).unwrap_or_default();
+                sys::write_stderr(format!("child process panicked{at}:\n{msg}\n").as_bytes());
+            } else {
+                prev(info);
+            }
             let _ = LAST_PANIC.try_with(|l| *l.borrow_mut() = loc);
-            prev(info);
         }));
     });
+}
+
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
 }
 
 /// Identifies the running executable: device, inode, size and modification

@@ -69,19 +69,35 @@ pub enum ErrorKind {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into(), panic: None, status: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            panic: None,
+            status: None,
+            source: None,
+        }
     }
 
     pub(crate) fn io(context: &str, e: io::Error) -> Error {
-        Error { source: Some(e), ..Error::new(ErrorKind::Io, context) }
+        Error {
+            source: Some(e),
+            ..Error::new(ErrorKind::Io, context)
+        }
     }
 
     pub(crate) fn panicked(info: PanicInfo, status: Option<ExitStatus>) -> Error {
-        Error { panic: Some(info), status, ..Error::new(ErrorKind::Panicked, "the child panicked") }
+        Error {
+            panic: Some(info),
+            status,
+            ..Error::new(ErrorKind::Panicked, "the child panicked")
+        }
     }
 
     pub(crate) fn died(status: ExitStatus) -> Error {
-        Error { status: Some(status), ..Error::new(ErrorKind::Died, "the child ended without a result") }
+        Error {
+            status: Some(status),
+            ..Error::new(ErrorKind::Died, "the child ended without a result")
+        }
     }
 
     pub(crate) fn with_status(mut self, status: Option<ExitStatus>) -> Error {
@@ -197,7 +213,11 @@ impl fmt::Display for PanicInfo {
 
 impl Location {
     pub(crate) fn from_std(l: &std::panic::Location<'_>) -> Location {
-        Location { file: l.file().to_owned(), line: l.line(), column: l.column() }
+        Location {
+            file: l.file().to_owned(),
+            line: l.line(),
+            column: l.column(),
+        }
     }
 
     /// The source file.

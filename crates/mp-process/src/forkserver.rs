@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 use std::sync::Mutex;
@@ -36,10 +36,15 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Asks the server for a child that will serve `conn`, and returns its pid
 /// and the status socket that will carry its wait status.
-pub(crate) fn fork_child(conn: OwnedFd, daemon: bool, lifeline: Option<&OwnedFd>) -> Result<(u32, UnixStream), Error> {
-    let (status_mine, status_theirs) = UnixStream::pair().map_err(|e| Error::io("cannot create a status socket", e))?;
+pub(crate) fn fork_child(
+    conn: OwnedFd,
+    daemon: bool,
+    lifeline: Option<RawFd>,
+) -> Result<(u32, UnixStream), Error> {
+    let (status_mine, status_theirs) =
+        UnixStream::pair().map_err(|e| Error::io("cannot create a status socket", e))?;
     let mut fds = vec![conn.as_raw_fd(), status_theirs.as_raw_fd()];
-    fds.extend(lifeline.map(|l| l.as_raw_fd()));
+    fds.extend(lifeline);
     {
         let mut guard = SERVER.lock().unwrap_or_else(|p| p.into_inner());
         // One retry: a server that died since the last request (killed, say)
@@ -73,7 +78,11 @@ pub(crate) fn fork_child(conn: OwnedFd, daemon: bool, lifeline: Option<&OwnedFd>
 }
 
 /// Reads exactly `buf.len()` bytes before `deadline` (`None`: no limit).
-pub(crate) fn read_exact_deadline(s: &mut UnixStream, buf: &mut [u8], deadline: Option<Instant>) -> std::io::Result<()> {
+pub(crate) fn read_exact_deadline(
+    s: &mut UnixStream,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> std::io::Result<()> {
     let mut got = 0;
     while got < buf.len() {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -94,11 +103,15 @@ pub(crate) fn read_exact_deadline(s: &mut UnixStream, buf: &mut [u8], deadline: 
 }
 
 fn start() -> Result<Server, Error> {
-    let (mine, theirs) = sys::seqpacket_pair().map_err(|e| Error::io("cannot create the fork server socket", e))?;
+    let (mine, theirs) =
+        sys::seqpacket_pair().map_err(|e| Error::io("cannot create the fork server socket", e))?;
     let fd = theirs.as_raw_fd();
     let process = sys::spawn_self(&[(crate::bootstrap::ENV_SERVER, fd.to_string())], vec![fd])
         .map_err(|e| Error::io("cannot start the fork server", e))?;
-    Ok(Server { ctrl: mine, process })
+    Ok(Server {
+        ctrl: mine,
+        process,
+    })
 }
 
 /// In a forked child: forgets the parent's server without touching it, so

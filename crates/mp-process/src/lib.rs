@@ -153,7 +153,13 @@ impl StartMethod {
     }
 
     fn from_u8(v: u8) -> Option<StartMethod> {
-        [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer].into_iter().find(|m| *m as u8 == v)
+        [
+            StartMethod::Fork,
+            StartMethod::Spawn,
+            StartMethod::ForkServer,
+        ]
+        .into_iter()
+        .find(|m| *m as u8 == v)
     }
 }
 
@@ -171,13 +177,22 @@ impl FromStr for StartMethod {
             .iter()
             .copied()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| Error::new(ErrorKind::InvalidStartMethod, format!("cannot find context for {s:?}")))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidStartMethod,
+                    format!("cannot find context for {s:?}"),
+                )
+            })
     }
 }
 
 /// The start methods this platform offers, the default first.
 pub fn get_all_start_methods() -> &'static [StartMethod] {
-    &[StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
+    &[
+        StartMethod::ForkServer,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ]
 }
 
 static DEFAULT_METHOD: OnceLock<StartMethod> = OnceLock::new();
@@ -186,9 +201,12 @@ static DEFAULT_METHOD: OnceLock<StartMethod> = OnceLock::new();
 ///
 /// A second call is an [`ErrorKind::ContextAlreadySet`] error, as in Python.
 pub fn set_start_method(method: StartMethod) -> Result<(), Error> {
-    DEFAULT_METHOD
-        .set(method)
-        .map_err(|_| Error::new(ErrorKind::ContextAlreadySet, "the start method has already been set"))
+    DEFAULT_METHOD.set(method).map_err(|_| {
+        Error::new(
+            ErrorKind::ContextAlreadySet,
+            "the start method has already been set",
+        )
+    })
 }
 
 /// The process-wide default start method: the one set by
@@ -198,7 +216,9 @@ pub fn get_start_method() -> StartMethod {
     if let Some(m) = DEFAULT_METHOD.get() {
         return *m;
     }
-    bootstrap::current_info().and_then(|i| StartMethod::from_u8(i.method)).unwrap_or(StartMethod::ForkServer)
+    bootstrap::current_info()
+        .and_then(|i| StartMethod::from_u8(i.method))
+        .unwrap_or(StartMethod::ForkServer)
 }
 
 /// A start method bound to a value: Python's `get_context(method)`.
@@ -271,8 +291,16 @@ impl CurrentProcess {
 pub fn current_process() -> CurrentProcess {
     let pid = sys::getpid();
     match bootstrap::current_info() {
-        Some(i) => CurrentProcess { name: i.name.clone(), pid, daemon: i.daemon },
-        None => CurrentProcess { name: "MainProcess".to_owned(), pid, daemon: false },
+        Some(i) => CurrentProcess {
+            name: i.name.clone(),
+            pid,
+            daemon: i.daemon,
+        },
+        None => CurrentProcess {
+            name: "MainProcess".to_owned(),
+            pid,
+            daemon: false,
+        },
     }
 }
 
@@ -303,7 +331,10 @@ impl ParentProcess {
 /// The mp process that started this one; `None` in a program's first
 /// process. Python's `parent_process()`.
 pub fn parent_process() -> Option<ParentProcess> {
-    bootstrap::current_info().map(|i| ParentProcess { name: i.parent_name.clone(), pid: i.parent_pid })
+    bootstrap::current_info().map(|i| ParentProcess {
+        name: i.parent_name.clone(),
+        pid: i.parent_pid,
+    })
 }
 
 /// The children of this process that are still running, reaping those that

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::io::Write;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -60,7 +60,11 @@ pub struct Process<R> {
 
 enum Target {
     /// A function resolvable in any child, with its encoded arguments.
-    Entry { entry: sys::EntryFn, name: &'static str, args: Result<Vec<u8>, String> },
+    Entry {
+        entry: sys::EntryFn,
+        name: &'static str,
+        args: Result<Vec<u8>, String>,
+    },
     /// A closure, runnable only in a forked child.
     Closure(Box<dyn FnOnce() -> Outcome>),
 }
@@ -186,7 +190,10 @@ where
     /// ([`ErrorKind::Unresolvable`]); operating-system failures.
     pub fn start(&mut self) -> Result<(), Error> {
         if !matches!(self.state, State::NotStarted) {
-            return Err(Error::new(ErrorKind::AlreadyStarted, "cannot start a process twice"));
+            return Err(Error::new(
+                ErrorKind::AlreadyStarted,
+                "cannot start a process twice",
+            ));
         }
         if std::env::var_os(bootstrap::ENV_CHILD).is_some() {
             return Err(Error::new(
@@ -198,7 +205,11 @@ where
         let target = self.target.take().expect("a target until started");
         if let Target::Entry { args: Ok(args), .. } = &target {
             if args.len() as u64 > self.max_message {
-                let msg = format!("the arguments take {} bytes, over the limit of {}", args.len(), self.max_message);
+                let msg = format!(
+                    "the arguments take {} bytes, over the limit of {}",
+                    args.len(),
+                    self.max_message
+                );
                 self.target = Some(target);
                 return Err(Error::new(ErrorKind::TooLarge, msg));
             }
@@ -227,14 +238,40 @@ where
                     "a closure can only run under the fork start method; use Process::new with a fn",
                 ));
             }
-            (Target::Entry { args: Err(e), entry, name }, _) => {
-                self.target = Some(Target::Entry { args: Err(e.clone()), entry, name });
-                return Err(Error::new(ErrorKind::Serialization, format!("cannot encode the arguments: {e}")));
+            (
+                Target::Entry {
+                    args: Err(e),
+                    entry,
+                    name,
+                },
+                _,
+            ) => {
+                self.target = Some(Target::Entry {
+                    args: Err(e.clone()),
+                    entry,
+                    name,
+                });
+                return Err(Error::new(
+                    ErrorKind::Serialization,
+                    format!("cannot encode the arguments: {e}"),
+                ));
             }
-            (Target::Entry { entry, args: Ok(args), .. }, StartMethod::Fork) => {
-                self.start_fork(info, Box::new(move || entry(&args)))
-            }
-            (Target::Entry { entry, name, args: Ok(args) }, method) => self.start_exec(info, method, entry, name, args),
+            (
+                Target::Entry {
+                    entry,
+                    args: Ok(args),
+                    ..
+                },
+                StartMethod::Fork,
+            ) => self.start_fork(info, Box::new(move || entry(&args))),
+            (
+                Target::Entry {
+                    entry,
+                    name,
+                    args: Ok(args),
+                },
+                method,
+            ) => self.start_exec(info, method, entry, name, args),
         };
         let running = result?;
         register(&running.inner);
@@ -242,10 +279,17 @@ where
         Ok(())
     }
 
-    fn start_fork(&mut self, info: ChildInfo, run: Box<dyn FnOnce() -> Outcome>) -> Result<Running, Error> {
+    fn start_fork(
+        &mut self,
+        info: ChildInfo,
+        run: Box<dyn FnOnce() -> Outcome>,
+    ) -> Result<Running, Error> {
         bootstrap::install_panic_hook();
-        let (mine, theirs) = UnixStream::pair().map_err(|e| Error::io("cannot create a socket pair", e))?;
-        let lifeline = lifeline()?;
+        let (mine, theirs) =
+            UnixStream::pair().map_err(|e| Error::io("cannot create a socket pair", e))?;
+        if daemon_needs(&info) {
+            lifeline_reader()?;
+        }
         // Buffered output would be written twice: once by each process.
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
@@ -255,17 +299,16 @@ where
         let daemon = info.daemon;
         match sys::fork().map_err(|e| Error::io("fork failed", e))? {
             sys::Forked::Child => {
+                bootstrap::mark_forked();
                 drop(mine);
-                // SAFETY: we are the forked child; the write end named by
-                // the parent's static must close here or the daemons' end of
-                // the lifeline would never see the parent go.
-                unsafe { sys::close_inherited(lifeline.writer.as_raw_fd()) };
+                // The parent's lifeline writer must close here, or the
+                // parent's daemons would not see it go while we live.
+                let reader = take_lifeline_in_child().filter(|_| daemon);
                 forkserver::forget_in_child();
                 forget_children_in_child();
-                let reader = if daemon { lifeline.reader.try_clone().ok() } else { None };
                 bootstrap::become_child(info, reader);
                 let outcome = run();
-                bootstrap::report(theirs, outcome, limit)
+                bootstrap::report(theirs, outcome, limit, false)
             }
             sys::Forked::Parent(pid) => {
                 drop(theirs);
@@ -283,24 +326,34 @@ where
         entry_name: &'static str,
         args: Vec<u8>,
     ) -> Result<Running, Error> {
-        let offset = sys::encode_entry(entry)
-            .map_err(|why| Error::new(ErrorKind::Unresolvable, format!("cannot run `{entry_name}` in a child: {why}")))?;
+        let offset = sys::encode_entry(entry).map_err(|why| {
+            Error::new(
+                ErrorKind::Unresolvable,
+                format!("cannot run `{entry_name}` in a child: {why}"),
+            )
+        })?;
         let header = CallHeader {
             fingerprint: bootstrap::exe_fingerprint(),
             entry: offset,
             entry_name: entry_name.to_owned(),
             info: info.clone(),
         };
-        let header = postcard::to_stdvec(&header).map_err(|e| Error::new(ErrorKind::Serialization, e.to_string()))?;
-        let (mine, theirs) = UnixStream::pair().map_err(|e| Error::io("cannot create a socket pair", e))?;
-        let lifeline = if info.daemon { Some(lifeline()?) } else { None };
+        let header = postcard::to_stdvec(&header)
+            .map_err(|e| Error::new(ErrorKind::Serialization, e.to_string()))?;
+        let (mine, theirs) =
+            UnixStream::pair().map_err(|e| Error::io("cannot create a socket pair", e))?;
+        let lifeline = if info.daemon {
+            Some(lifeline_reader()?)
+        } else {
+            None
+        };
         let mut running = match method {
             StartMethod::Spawn => {
                 let mut keep = vec![theirs.as_raw_fd()];
                 let mut value = theirs.as_raw_fd().to_string();
                 if let Some(l) = lifeline {
-                    keep.push(l.reader.as_raw_fd());
-                    value = format!("{value},{}", l.reader.as_raw_fd());
+                    keep.push(l);
+                    value = format!("{value},{l}");
                 }
                 let child = sys::spawn_self(&[(bootstrap::ENV_CHILD, value)], keep)
                     .map_err(|e| Error::io("cannot start the child program", e))?;
@@ -312,8 +365,15 @@ where
                 Running::new(pid, info.name, info.daemon, WaitHow::Direct { pidfd }, mine)?
             }
             StartMethod::ForkServer => {
-                let (pid, status) = forkserver::fork_child(OwnedFd::from(theirs), info.daemon, lifeline.map(|l| &l.reader))?;
-                Running::new(pid, info.name, info.daemon, WaitHow::Server { status }, mine)?
+                let (pid, status) =
+                    forkserver::fork_child(OwnedFd::from(theirs), info.daemon, lifeline)?;
+                Running::new(
+                    pid,
+                    info.name,
+                    info.daemon,
+                    WaitHow::Server { status },
+                    mine,
+                )?
             }
             StartMethod::Fork => unreachable!("fork is started by start_fork"),
         };
@@ -359,7 +419,8 @@ where
 
     /// Whether the child has started and not yet ended. Reaps it if it ended.
     pub fn is_alive(&self) -> bool {
-        matches!(self.state, State::Running(_)) && self.inner().is_some_and(|i| i.try_status().is_none())
+        matches!(self.state, State::Running(_))
+            && self.inner().is_some_and(|i| i.try_status().is_none())
     }
 
     /// Python's `exitcode`: `None` while running (or before start), else the
@@ -402,24 +463,56 @@ where
 
     fn join_deadline(&mut self, deadline: Option<Instant>) -> Result<R, Error> {
         let running = match &mut self.state {
-            State::NotStarted => return Err(Error::new(ErrorKind::NotStarted, "cannot join a process before start")),
-            State::Joined(_) => return Err(Error::new(ErrorKind::AlreadyJoined, "the process was already joined")),
+            State::NotStarted => {
+                return Err(Error::new(
+                    ErrorKind::NotStarted,
+                    "cannot join a process before start",
+                ));
+            }
+            State::Joined(_) => {
+                return Err(Error::new(
+                    ErrorKind::AlreadyJoined,
+                    "the process was already joined",
+                ));
+            }
             State::Running(r) => r,
         };
         if running.outcome.is_none() {
             let inner = running.inner.clone();
             let exited = inner.exit_fd();
-            let read = running.conn.read_frame(exited.as_ref().map(|g| g.fd()), self.max_message, deadline);
+            let read = running.conn.read_frame(
+                exited.as_ref().map(|g| g.fd()),
+                self.max_message,
+                deadline,
+            );
             drop(exited);
             running.outcome = Some(match read {
-                Ok((wire::OUTCOME, bytes)) => postcard::from_bytes::<Outcome>(&bytes)
-                    .map_err(|e| Error::new(ErrorKind::Serialization, format!("cannot decode the child's report: {e}"))),
-                Ok((kind, _)) => Err(Error::new(ErrorKind::Io, format!("unexpected frame {kind} from the child"))),
+                Ok((wire::OUTCOME, bytes)) => {
+                    postcard::from_bytes::<Outcome>(&bytes).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Serialization,
+                            format!("cannot decode the child's report: {e}"),
+                        )
+                    })
+                }
+                Ok((kind, _)) => Err(Error::new(
+                    ErrorKind::Io,
+                    format!("unexpected frame {kind} from the child"),
+                )),
                 Err(Stop::Timeout) => return Err(timeout_error()),
-                Err(Stop::Closed) => Err(Error::new(ErrorKind::Died, "the child ended without a result")),
+                Err(Stop::Closed) => Err(Error::new(
+                    ErrorKind::Died,
+                    "the child ended without a result",
+                )),
                 Err(Stop::TooLarge(n)) => {
                     let _ = inner.signal(sys::SIGKILL);
-                    Err(Error::new(ErrorKind::TooLarge, format!("the result takes {n} bytes, over the limit of {}", self.max_message)))
+                    Err(Error::new(
+                        ErrorKind::TooLarge,
+                        format!(
+                            "the result takes {n} bytes, over the limit of {}",
+                            self.max_message
+                        ),
+                    ))
                 }
                 Err(Stop::Io(e)) => Err(Error::io("cannot read from the child", e)),
             });
@@ -434,7 +527,11 @@ where
         self.state = State::Joined(inner);
         match outcome {
             Ok(Outcome::Ok(bytes)) => postcard::from_bytes::<R>(&bytes).map_err(|e| {
-                Error::new(ErrorKind::Serialization, format!("cannot decode the result: {e}")).with_status(Some(status))
+                Error::new(
+                    ErrorKind::Serialization,
+                    format!("cannot decode the result: {e}"),
+                )
+                .with_status(Some(status))
             }),
             Ok(Outcome::Panic(info)) => Err(Error::panicked(info, Some(status))),
             Ok(Outcome::Failed(f)) => Err(failure_error(f).with_status(Some(status))),
@@ -454,8 +551,13 @@ impl<R> Process<R> {
     }
 
     fn started(&self) -> Result<&Arc<Inner>, Error> {
-        self.inner().ok_or_else(|| Error::new(ErrorKind::NotStarted, "the process has not been started"))
+        self.inner()
+            .ok_or_else(|| Error::new(ErrorKind::NotStarted, "the process has not been started"))
     }
+}
+
+fn daemon_needs(info: &ChildInfo) -> bool {
+    info.daemon
 }
 
 fn timeout_error() -> Error {
@@ -465,9 +567,10 @@ fn timeout_error() -> Error {
 fn failure_error(f: ChildFailure) -> Error {
     match f {
         ChildFailure::Serialization(m) => Error::new(ErrorKind::Serialization, m),
-        ChildFailure::TooLarge { size, limit } => {
-            Error::new(ErrorKind::TooLarge, format!("the result takes {size} bytes, over the limit of {limit}"))
-        }
+        ChildFailure::TooLarge { size, limit } => Error::new(
+            ErrorKind::TooLarge,
+            format!("the result takes {size} bytes, over the limit of {limit}"),
+        ),
         ChildFailure::Unresolvable(m) => Error::new(ErrorKind::Unresolvable, m),
     }
 }
@@ -476,8 +579,23 @@ fn failure_error(f: ChildFailure) -> Error {
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Running {
-    fn new(pid: u32, name: String, daemon: bool, how: WaitHow, conn: UnixStream) -> Result<Running, Error> {
-        let inner = Arc::new(Inner { pid, name, daemon, wait: Mutex::new(Waiter { pid, how, status: None }) });
+    fn new(
+        pid: u32,
+        name: String,
+        daemon: bool,
+        how: WaitHow,
+        conn: UnixStream,
+    ) -> Result<Running, Error> {
+        let inner = Arc::new(Inner {
+            pid,
+            name,
+            daemon,
+            wait: Mutex::new(Waiter {
+                pid,
+                how,
+                status: None,
+            }),
+        });
         let conn = match ParentConn::new(conn) {
             Ok(c) => c,
             Err(e) => {
@@ -486,7 +604,11 @@ impl Running {
                 return Err(Error::io("cannot configure the child socket", e));
             }
         };
-        Ok(Running { inner, conn, outcome: None })
+        Ok(Running {
+            inner,
+            conn,
+            outcome: None,
+        })
     }
 }
 
@@ -555,9 +677,16 @@ impl Waiter {
     }
 }
 
-fn wait_direct(pid: u32, pidfd: Option<&OwnedFd>, deadline: Option<Instant>) -> Result<Option<i32>, Error> {
-    let reap = |block| sys::waitpid(pid, block).map_err(|e| Error::io("cannot wait for the child", e));
-    let Some(deadline) = deadline else { return reap(true) };
+fn wait_direct(
+    pid: u32,
+    pidfd: Option<&OwnedFd>,
+    deadline: Option<Instant>,
+) -> Result<Option<i32>, Error> {
+    let reap =
+        |block| sys::waitpid(pid, block).map_err(|e| Error::io("cannot wait for the child", e));
+    let Some(deadline) = deadline else {
+        return reap(true);
+    };
     loop {
         if let Some(raw) = reap(false)? {
             return Ok(Some(raw));
@@ -568,7 +697,8 @@ fn wait_direct(pid: u32, pidfd: Option<&OwnedFd>, deadline: Option<Instant>) -> 
         }
         match pidfd {
             Some(fd) => {
-                sys::poll_read(&[fd.as_fd()], Some(left)).map_err(|e| Error::io("cannot wait for the child", e))?;
+                sys::poll_read(&[fd.as_fd()], Some(left))
+                    .map_err(|e| Error::io("cannot wait for the child", e))?;
             }
             // Kernels before 5.3 have no pidfd: poll the child's state.
             None => std::thread::sleep(left.min(Duration::from_millis(2))),
@@ -581,13 +711,18 @@ fn wait_server(status: &mut UnixStream, deadline: Option<Instant>) -> Result<Opt
     match forkserver::read_exact_deadline(status, &mut buf, deadline) {
         Ok(()) => Ok(Some(i32::from_le_bytes(buf))),
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Ok(None),
-        Err(e) => Err(Error::io("lost the fork server before the child's exit status", e)),
+        Err(e) => Err(Error::io(
+            "lost the fork server before the child's exit status",
+            e,
+        )),
     }
 }
 
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
-        let State::Running(running) = std::mem::replace(&mut self.state, State::NotStarted) else { return };
+        let State::Running(running) = std::mem::replace(&mut self.state, State::NotStarted) else {
+            return;
+        };
         let inner = running.inner;
         drop(running.conn);
         if inner.try_status().is_some() {
@@ -619,7 +754,13 @@ impl<R> fmt::Debug for Process<R> {
             State::Joined(_) => "joined",
         };
         f.debug_struct("Process")
-            .field("name", &self.inner().map(|i| i.name.as_str()).or(self.name.as_deref()))
+            .field(
+                "name",
+                &self
+                    .inner()
+                    .map(|i| i.name.as_str())
+                    .or(self.name.as_deref()),
+            )
             .field("pid", &self.inner().map(|i| i.pid))
             .field("daemon", &self.daemon)
             .field("method", &self.method)
@@ -631,18 +772,43 @@ impl<R> fmt::Debug for Process<R> {
 /// The parent's end of every daemon's lifeline: the children hold readers,
 /// this process alone holds the writer, so end-of-stream reaches the
 /// readers exactly when this process is gone, however it ended.
-struct Lifeline {
-    reader: OwnedFd,
-    writer: OwnedFd,
-}
+///
+/// Kept as raw fds in atomics, not behind a lock: a forked child must drop
+/// the parent's pair without taking a lock another thread may have held at
+/// the fork.
+static LIFELINE_READER: AtomicI32 = AtomicI32::new(-1);
+static LIFELINE_WRITER: AtomicI32 = AtomicI32::new(-1);
+static LIFELINE_INIT: Mutex<()> = Mutex::new(());
 
-fn lifeline() -> Result<&'static Lifeline, Error> {
-    static LIFELINE: OnceLock<Lifeline> = OnceLock::new();
-    if let Some(l) = LIFELINE.get() {
-        return Ok(l);
+/// The reading end of this process's lifeline, made on first use.
+fn lifeline_reader() -> Result<RawFd, Error> {
+    let fd = LIFELINE_READER.load(Ordering::Acquire);
+    if fd >= 0 {
+        return Ok(fd);
+    }
+    let _g = LIFELINE_INIT.lock().unwrap_or_else(|p| p.into_inner());
+    let fd = LIFELINE_READER.load(Ordering::Acquire);
+    if fd >= 0 {
+        return Ok(fd);
     }
     let (r, w) = UnixStream::pair().map_err(|e| Error::io("cannot create the lifeline", e))?;
-    Ok(LIFELINE.get_or_init(|| Lifeline { reader: r.into(), writer: w.into() }))
+    LIFELINE_WRITER.store(w.into_raw_fd(), Ordering::Release);
+    let r = r.into_raw_fd();
+    LIFELINE_READER.store(r, Ordering::Release);
+    Ok(r)
+}
+
+/// In a forked child: closes the parent's lifeline pair and returns its
+/// reader (a daemon watches it; anyone else drops it).
+fn take_lifeline_in_child() -> Option<OwnedFd> {
+    let w = LIFELINE_WRITER.swap(-1, Ordering::AcqRel);
+    let r = LIFELINE_READER.swap(-1, Ordering::AcqRel);
+    // SAFETY: we are a freshly forked child, and the atomics were the only
+    // record of these inherited fds; swapping them out makes them ours.
+    unsafe {
+        drop(sys::adopt_inherited(w));
+        sys::adopt_inherited(r)
+    }
 }
 
 /// The children this process started and has not seen end.
@@ -679,7 +845,10 @@ pub(crate) fn active_children() -> Vec<ActiveChild> {
     };
     list.iter()
         .filter(|i| i.try_status().is_none())
-        .map(|i| ActiveChild { pid: i.pid, name: i.name.clone() })
+        .map(|i| ActiveChild {
+            pid: i.pid,
+            name: i.name.clone(),
+        })
         .collect()
 }
 
@@ -687,7 +856,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The identity of the next child: ours, plus a fresh number.
 fn next_identity() -> Vec<u32> {
-    let mut id = bootstrap::current_info().map(|i| i.identity.clone()).unwrap_or_default();
+    let mut id = bootstrap::current_info()
+        .map(|i| i.identity.clone())
+        .unwrap_or_default();
     id.push(COUNTER.fetch_add(1, Ordering::Relaxed) + 1);
     id
 }

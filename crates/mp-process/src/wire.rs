@@ -84,7 +84,10 @@ pub(crate) fn read_frame(mut r: impl Read, limit: u64) -> io::Result<(u32, Vec<u
     r.read_exact(&mut head)?;
     let (kind, len) = split_head(&head);
     if len > limit {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes exceeds {limit}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds {limit}"),
+        ));
     }
     let mut buf = vec![0u8; len as usize];
     r.read_exact(&mut buf)?;
@@ -121,11 +124,21 @@ pub(crate) struct ParentConn {
 impl ParentConn {
     pub(crate) fn new(sock: UnixStream) -> io::Result<ParentConn> {
         sys::set_nonblocking(sock.as_fd(), true)?;
-        Ok(ParentConn { sock, head: Vec::with_capacity(12), body: Vec::new(), want: None })
+        Ok(ParentConn {
+            sock,
+            head: Vec::with_capacity(12),
+            body: Vec::new(),
+            want: None,
+        })
     }
 
     /// Writes a whole frame before `deadline`. A full socket waits for room.
-    pub(crate) fn write_frame(&mut self, kind: u32, payload: &[u8], deadline: Option<Instant>) -> Result<(), Stop> {
+    pub(crate) fn write_frame(
+        &mut self,
+        kind: u32,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), Stop> {
         let mut head = [0u8; 12];
         head[..4].copy_from_slice(&kind.to_le_bytes());
         head[4..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
@@ -240,7 +253,11 @@ pub(crate) fn remaining(deadline: Option<Instant>) -> Result<Option<std::time::D
         None => Ok(None),
         Some(d) => {
             let now = Instant::now();
-            if now >= d { Err(Stop::Timeout) } else { Ok(Some(d - now)) }
+            if now >= d {
+                Err(Stop::Timeout)
+            } else {
+                Ok(Some(d - now))
+            }
         }
     }
 }

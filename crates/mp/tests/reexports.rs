@@ -4,7 +4,10 @@
 fn process_items() {
     let _: fn() = mp::init;
     let _: fn() -> usize = mp::cpu_count;
-    assert_eq!(mp::get_context(mp::StartMethod::Spawn).start_method(), mp::process::StartMethod::Spawn);
+    assert_eq!(
+        mp::get_context(mp::StartMethod::Spawn).start_method(),
+        mp::process::StartMethod::Spawn
+    );
     assert_eq!(mp::current_process().name(), "MainProcess");
     assert!(mp::parent_process().is_none());
     let _ = mp::active_children();

@@ -54,7 +54,12 @@ fn numbers() {
 
 #[test]
 fn json_schema() {
-    let v = json(&meta(), &rows());
+    let text = json(&meta(), &rows());
+    assert!(text.starts_with(r#"{"meta": {"date": "2024-05-01T12:00:00Z", "nproc": 2,"#));
+    assert!(text.contains(
+        r#"{"name": "spawn_join_fork", "unit": "us/process", "better": "lower", "mp": {"median": 500.0, "min": 450.0, "max": 550.0}, "cpython": {"median": 2692.0,"#
+    ));
+    let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["meta"]["python"], "3.11.7");
     assert_eq!(v["results"][0]["mp"]["median"], 500.0);
     assert_eq!(v["results"][0]["better"], "lower");

@@ -42,7 +42,11 @@ pub(crate) fn fork() -> io::Result<Forked> {
     // of a multi-threaded parent are documented on `StartMethod::Fork` and are
     // the user's choice to accept.
     let pid = cvt(unsafe { libc::fork() })?;
-    Ok(if pid == 0 { Forked::Child } else { Forked::Parent(pid as u32) })
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid as u32)
+    })
 }
 
 /// Ends the process at once with `code`: no destructors, no `atexit`
@@ -103,7 +107,10 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 
 /// Waits until one of `fds` is readable (or hung up), or `timeout` passes.
 /// Returns one flag per fd. `None` waits forever.
-pub(crate) fn poll_read(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+pub(crate) fn poll_read(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
     poll(fds, libc::POLLIN, timeout)
 }
 
@@ -112,9 +119,19 @@ pub(crate) fn poll_write(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::R
     Ok(poll(&[fd], libc::POLLOUT, timeout)?[0])
 }
 
-fn poll(fds: &[BorrowedFd<'_>], events: libc::c_short, timeout: Option<Duration>) -> io::Result<Vec<bool>> {
-    let mut pfds: Vec<libc::pollfd> =
-        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 }).collect();
+fn poll(
+    fds: &[BorrowedFd<'_>],
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        })
+        .collect();
     let ms = match timeout {
         None => -1,
         // Round up so that a wait never returns before its timeout.
@@ -136,7 +153,11 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a descriptor we borrow; no pointers involved.
     unsafe {
         let flags = cvt(libc::fcntl(fd, libc::F_GETFL))?;
-        let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
         cvt(libc::fcntl(fd, libc::F_SETFL, flags)).map(drop)
     }
 }
@@ -147,7 +168,12 @@ pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid out-array of two ints.
     cvt(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
     })?;
     // SAFETY: socketpair just created both fds and nothing else owns them.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -157,7 +183,10 @@ pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 pub(crate) fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     let space = cmsg_space(fds.len());
     let mut cbuf = vec![0u8; space];
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     // SAFETY: msghdr is plain data; zeroed is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -173,7 +202,11 @@ pub(crate) fn send_with_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) ->
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
             (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
-            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg) as *mut RawFd, fds.len());
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(cmsg) as *mut RawFd,
+                fds.len(),
+            );
         }
     }
     loop {
@@ -197,10 +230,17 @@ fn cmsg_space(nfds: usize) -> usize {
 /// Receives one message into `buf` with up to `max_fds` descriptors.
 /// Returns the byte count (0 at end of stream) and the received fds, which
 /// arrive with `FD_CLOEXEC` set.
-pub(crate) fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> io::Result<(usize, Vec<OwnedFd>)> {
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
     let space = cmsg_space(max_fds);
     let mut cbuf = vec![0u8; space];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
     // SAFETY: msghdr is plain data; zeroed is a valid empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -248,7 +288,8 @@ pub(crate) fn spawn_self(envs: &[(&str, String)], keep: Vec<RawFd>) -> io::Resul
     if let Some(arg0) = std::env::args_os().next() {
         cmd.arg0(arg0);
     }
-    cmd.envs(envs.iter().map(|(k, v)| (k, v))).stdin(Stdio::null());
+    cmd.envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
     // SAFETY: the closure runs between fork and exec in the child; it only
     // calls fcntl, which is async-signal-safe, on fds that the parent keeps
     // open until `spawn` returns.
@@ -274,8 +315,16 @@ pub(crate) fn sigchld_fd() -> io::Result<OwnedFd> {
         libc::sigemptyset(set.as_mut_ptr());
         libc::sigaddset(set.as_mut_ptr(), libc::SIGCHLD);
         let set = set.assume_init();
-        cvt(libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()))?;
-        let fd = cvt(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK))?;
+        cvt(libc::pthread_sigmask(
+            libc::SIG_BLOCK,
+            &set,
+            std::ptr::null_mut(),
+        ))?;
+        let fd = cvt(libc::signalfd(
+            -1,
+            &set,
+            libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
+        ))?;
         Ok(OwnedFd::from_raw_fd(fd))
     }
 }
@@ -361,7 +410,9 @@ pub(crate) fn encode_entry(entry: EntryFn) -> Result<i64, String> {
     let anchor = anchor as fn() -> usize as usize;
     match (object_base(entry), object_base(anchor)) {
         (Some(a), Some(b)) if a == b => Ok(entry as i64 - anchor as i64),
-        (Some(_), Some(_)) => Err("the function lives in a dynamically loaded library, not in the executable".into()),
+        (Some(_), Some(_)) => {
+            Err("the function lives in a dynamically loaded library, not in the executable".into())
+        }
         _ => Err("the dynamic linker does not know the function's address".into()),
     }
 }
@@ -395,7 +446,7 @@ pub(crate) unsafe fn conjure<F: Copy>() -> F {
     const { assert!(std::mem::size_of::<F>() == 0) };
     // SAFETY: F is a zero-sized Copy type (caller's guarantee, size checked
     // at compile time), so there are no bytes to initialise.
-    unsafe { MaybeUninit::<F>::uninit().assume_init() }
+    unsafe { std::mem::zeroed::<F>() }
 }
 
 /// Flushes C stdio buffers, so that a fork does not duplicate them.
@@ -424,7 +475,10 @@ pub(crate) fn signal_name(sig: i32) -> String {
         (libc::SIGUSR1, "SIGUSR1"),
         (libc::SIGUSR2, "SIGUSR2"),
     ];
-    known.iter().find(|(n, _)| *n == sig).map_or_else(|| format!("signal {sig}"), |(_, s)| (*s).to_owned())
+    known
+        .iter()
+        .find(|(n, _)| *n == sig)
+        .map_or_else(|| format!("signal {sig}"), |(_, s)| (*s).to_owned())
 }
 
 /// Number of online processors, as Python's `os.cpu_count()` reports it.
@@ -433,7 +487,6 @@ pub(crate) fn cpu_count() -> usize {
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     if n < 1 { 1 } else { n as usize }
 }
-
 
 /// Signal numbers the handle sends.
 pub(crate) const SIGTERM: i32 = libc::SIGTERM;
@@ -466,16 +519,43 @@ where
     trampoline::<F, A, R>
 }
 
-/// Closes a descriptor that this process inherited through `fork` and that
-/// a static of the parent still names.
+/// Takes ownership of a descriptor that this process inherited through
+/// `fork` and that a static of the parent names; `None` for `-1`.
 ///
 /// # Safety
 ///
-/// - Called in a freshly forked child, on a descriptor no code of this
-///   process will use again (the static that names it is never dropped).
-pub(crate) unsafe fn close_inherited(fd: RawFd) {
-    // SAFETY: by the caller's guarantee nothing uses fd after this.
+/// - Called in a freshly forked child, on a descriptor that no other owner
+///   in this process will use or close (its static was cleared first).
+pub(crate) unsafe fn adopt_inherited(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: by the caller's guarantee fd is open and has no other owner.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Writes `bytes` to fd 2 with no lock and no buffer (best effort).
+pub(crate) fn write_stderr(bytes: &[u8]) {
+    // SAFETY: bytes is a live buffer of bytes.len() bytes; fd 2 is only
+    // written, never closed or taken over.
     unsafe {
-        libc::close(fd);
+        libc::write(2, bytes.as_ptr() as *const libc::c_void, bytes.len());
     }
+}
+
+/// This process's identity as a child: a leaked box, replaced (never freed)
+/// when a forked child takes a new identity over the one it inherited. An
+/// atomic rather than a lock, so that a fork never copies it locked.
+static CURRENT_IDENTITY: std::sync::atomic::AtomicPtr<crate::wire::ChildInfo> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// Sets the identity returned by [`current_identity`].
+pub(crate) fn set_current_identity(info: crate::wire::ChildInfo) {
+    let p = Box::into_raw(Box::new(info));
+    CURRENT_IDENTITY.store(p, std::sync::atomic::Ordering::Release);
+}
+
+/// The identity set by [`set_current_identity`], if any.
+pub(crate) fn current_identity() -> Option<&'static crate::wire::ChildInfo> {
+    let p = CURRENT_IDENTITY.load(std::sync::atomic::Ordering::Acquire);
+    // SAFETY: only set_current_identity stores here, and only pointers from
+    // Box::into_raw that are never freed, so p is null or valid for 'static.
+    unsafe { p.as_ref() }
 }

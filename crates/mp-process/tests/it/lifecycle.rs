@@ -1,22 +1,232 @@
-//! Results, panics, exit codes, signals, timeouts and reaping, under each
-//! start method.
+//! Results, exit codes, signals, timeouts and reaping, under each start
+//! method.
 
 use std::time::{Duration, Instant};
 
 use mp_process::{ErrorKind, Process, StartMethod};
 
-const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+use crate::{METHODS, exclusive, fd_count, running, shared, zombie_count};
 
 fn add(x: (i64, i64)) -> i64 {
     x.0 + x.1
 }
 
+fn noop(_: ()) {}
+
+fn echo(v: Vec<u8>) -> Vec<u8> {
+    v
+}
+
+fn exit_with(code: i32) {
+    std::process::exit(code)
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn kill_self(sig: i32) {
+    // SAFETY: raise takes a plain signal number; the process ends here.
+    unsafe { libc::raise(sig) };
+    std::thread::sleep(Duration::from_secs(10));
+}
+
 #[test]
 fn result_round_trip() {
+    let _g = shared();
     for m in METHODS {
         let mut p = Process::new(add, (40, 2)).start_method(m);
+        assert_eq!(p.exitcode(), None);
+        assert!(!p.is_alive());
         p.start().unwrap();
+        assert!(p.pid().is_some());
         assert_eq!(p.join().unwrap(), 42, "{m}");
         assert_eq!(p.exitcode(), Some(0), "{m}");
+        assert!(!p.is_alive());
     }
+}
+
+#[test]
+fn sixteen_mib_payload_both_ways() {
+    let _g = shared();
+    let payload: Vec<u8> = (0..16 << 20).map(|i: u32| (i * 7 + 3) as u8).collect();
+    for m in METHODS {
+        let mut p = Process::new(echo, payload.clone()).start_method(m);
+        p.start().unwrap();
+        let back = p.join().unwrap();
+        assert!(back == payload, "{m}: payload changed");
+    }
+}
+
+#[test]
+fn exit_code_comes_back() {
+    let _g = shared();
+    for m in METHODS {
+        let mut p = Process::new(exit_with, 3).start_method(m);
+        p.start().unwrap();
+        let err = p.join().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Died, "{m}");
+        assert_eq!(err.exit_status().unwrap().code(), Some(3), "{m}");
+        assert_eq!(err.exitcode(), Some(3));
+        assert_eq!(p.exitcode(), Some(3));
+    }
+}
+
+#[test]
+fn death_by_signal_comes_back() {
+    let _g = shared();
+    for m in METHODS {
+        let mut p = Process::new(kill_self, libc::SIGKILL).start_method(m);
+        p.start().unwrap();
+        let err = p.join().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Died, "{m}");
+        assert_eq!(err.exit_status().unwrap().signal(), Some(9), "{m}");
+        assert_eq!(p.exitcode(), Some(-9), "{m}");
+        assert!(err.to_string().contains("SIGKILL"), "{err}");
+
+        let mut p = Process::new(kill_self, libc::SIGABRT).start_method(m);
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap_err().exitcode(), Some(-6), "{m}");
+    }
+}
+
+#[test]
+fn join_timeout_expires_then_kill_and_reap() {
+    let _g = shared();
+    for m in METHODS {
+        let mut p = Process::new(sleep_ms, 30_000).start_method(m);
+        p.start().unwrap();
+        let pid = p.pid().unwrap();
+        let t = Instant::now();
+        let err = p.join_timeout(Duration::from_millis(200)).unwrap_err();
+        assert!(
+            t.elapsed() >= Duration::from_millis(200),
+            "{m}: returned early"
+        );
+        assert!(err.is_timeout(), "{m}: {err}");
+        assert!(p.is_alive());
+        assert_eq!(p.exitcode(), None);
+        p.kill().unwrap();
+        let err = p.join().unwrap_err();
+        assert_eq!(p.exitcode(), Some(-9), "{m}: {err}");
+        assert!(!running(pid), "{m}: child {pid} still there");
+    }
+}
+
+#[test]
+fn terminate_gives_minus_sigterm() {
+    let _g = shared();
+    for m in METHODS {
+        let mut p = Process::new(sleep_ms, 30_000).start_method(m);
+        p.start().unwrap();
+        p.terminate().unwrap();
+        assert!(p.join().is_err());
+        assert_eq!(p.exitcode(), Some(-15), "{m}");
+        // Signalling an ended child is a no-op.
+        p.terminate().unwrap();
+        p.kill().unwrap();
+    }
+}
+
+#[test]
+fn a_timed_join_that_succeeds() {
+    let _g = shared();
+    for m in METHODS {
+        let mut p = Process::new(sleep_ms, 50).start_method(m);
+        p.start().unwrap();
+        assert_eq!(p.join_timeout(Duration::from_secs(30)).unwrap(), 50);
+        assert_eq!(p.join().unwrap_err().kind(), ErrorKind::AlreadyJoined);
+    }
+}
+
+#[test]
+fn starts_while_eight_threads_are_busy() {
+    let _g = shared();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..8)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Allocate and lock, to hold the locks a fork could copy.
+                    let v = std::hint::black_box(vec![x; 64]);
+                    x = x.wrapping_add(v[0]).wrapping_add(1);
+                }
+                x
+            })
+        })
+        .collect();
+    for m in [StartMethod::Spawn, StartMethod::ForkServer] {
+        for i in 0..20 {
+            let mut p = Process::new(add, (i, 1)).start_method(m);
+            p.start().unwrap();
+            assert_eq!(
+                p.join_timeout(Duration::from_secs(60)).unwrap(),
+                i + 1,
+                "{m}"
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in busy {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn a_thousand_cycles_leak_nothing() {
+    let _g = exclusive();
+    for m in METHODS {
+        // Warm up: the fork server and the lifeline are created once.
+        let mut p = Process::new(noop, ()).start_method(m).daemon(true);
+        p.start().unwrap();
+        p.join().unwrap();
+        let (fds, zombies) = (fd_count(), zombie_count());
+        for i in 0..1000 {
+            let mut p = Process::new(noop, ()).start_method(m).daemon(i % 2 == 0);
+            p.start().unwrap();
+            p.join().unwrap();
+        }
+        assert_eq!(fd_count(), fds, "{m}: fds leaked");
+        assert_eq!(zombie_count(), zombies, "{m}: zombies left");
+    }
+}
+
+#[test]
+fn dropped_handles_are_reaped() {
+    let _g = exclusive();
+    let zombies = zombie_count();
+    let mut pids = Vec::new();
+    for m in METHODS {
+        // A daemon is killed and reaped by drop.
+        let mut d = Process::new(sleep_ms, 30_000).start_method(m).daemon(true);
+        d.start().unwrap();
+        let pid = d.pid().unwrap();
+        drop(d);
+        assert!(!running(pid), "{m}: daemon {pid} survived its handle");
+        // A non-daemon runs on, detached, and is reaped when it ends.
+        let mut n = Process::new(sleep_ms, 100).start_method(m);
+        n.start().unwrap();
+        pids.push(n.pid().unwrap());
+        drop(n);
+    }
+    let t = Instant::now();
+    while zombie_count() > zombies || pids.iter().any(|&p| running(p)) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "detached children not reaped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn closures_run_under_fork() {
+    let _g = shared();
+    let captured = String::from("captured by a closure");
+    let mut p = Process::closure(move || captured.len());
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), 20);
 }

@@ -1,0 +1,84 @@
+//! What a child knows of itself and its parent; the active children list.
+
+use std::time::Duration;
+
+use mp_process::{Process, current_process, parent_process};
+
+use crate::{METHODS, shared};
+
+fn whoami(_: ()) -> (String, u32, Option<(String, u32, bool)>, bool) {
+    let me = current_process();
+    let parent = parent_process().map(|p| (p.name().to_owned(), p.pid(), p.is_alive()));
+    (me.name().to_owned(), me.pid(), parent, me.is_daemon())
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Starts a grandchild and returns the names both see.
+fn nested(_: ()) -> (String, String) {
+    let mut p = Process::new(whoami, ());
+    p.start().unwrap();
+    let (name, _, parent, _) = p.join().unwrap();
+    (name, parent.unwrap().0)
+}
+
+#[test]
+fn a_child_knows_its_name_pid_and_parent() {
+    let _g = shared();
+    assert_eq!(current_process().name(), "MainProcess");
+    assert!(parent_process().is_none());
+    for m in METHODS {
+        let mut p = Process::new(whoami, ())
+            .start_method(m)
+            .name("worker-7")
+            .daemon(true);
+        p.start().unwrap();
+        let pid = p.pid().unwrap();
+        let (name, child_pid, parent, daemon) = p.join().unwrap();
+        assert_eq!(name, "worker-7", "{m}");
+        assert_eq!(child_pid, pid, "{m}");
+        assert!(daemon);
+        let (pname, ppid, alive) = parent.unwrap();
+        assert_eq!(
+            (pname.as_str(), ppid, alive),
+            ("MainProcess", std::process::id(), true),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn default_names_and_nesting() {
+    let _g = shared();
+    for m in METHODS {
+        let mut p = Process::new(nested, ()).start_method(m);
+        p.start().unwrap();
+        let own = p.get_name().unwrap().to_owned();
+        assert!(own.starts_with("Process-"), "{own}");
+        let (grandchild, its_parent) = p.join().unwrap_or_else(|e| panic!("{m}: {e}"));
+        assert_eq!(its_parent, own, "{m}");
+        assert_eq!(grandchild, format!("{own}:1"), "{m}");
+    }
+}
+
+#[test]
+fn active_children_lists_running_ones() {
+    let _g = shared();
+    for m in METHODS {
+        let mut p = Process::new(sleep_ms, 300).start_method(m);
+        p.start().unwrap();
+        let pid = p.pid().unwrap();
+        assert!(
+            mp_process::active_children().iter().any(|c| c.pid == pid),
+            "{m}"
+        );
+        p.join().unwrap();
+        assert!(
+            !mp_process::active_children().iter().any(|c| c.pid == pid),
+            "{m}"
+        );
+    }
+    assert!(mp_process::cpu_count() >= 1);
+}
