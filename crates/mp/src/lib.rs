@@ -74,3 +74,8 @@ pub use mp_pool as pool;
 
 #[doc(inline)]
 pub use mp_manager as manager;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
