@@ -10,7 +10,7 @@ use crate::sys;
 /// The error type of mp-process: a [`kind`](Error::kind) to match on, with
 /// the details (panic message, exit status) behind accessors.
 ///
-/// ```no_run
+/// ```
 /// use mp_process::{ErrorKind, Process};
 ///
 /// fn boom(_: ()) { panic!("no luck") }

@@ -3,7 +3,7 @@
 //! results and panics brought back, exit codes and signals reported, every
 //! child reaped.
 //!
-//! ```no_run
+//! ```
 //! use mp_process::{Process, StartMethod};
 //!
 //! fn add(x: (i32, i32)) -> i32 {

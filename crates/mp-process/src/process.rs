@@ -30,7 +30,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 30;
 /// [`start`](Process::start) it and [`join`](Process::join) it to get the
 /// function's return value.
 ///
-/// ```no_run
+/// ```
 /// use mp_process::Process;
 ///
 /// fn square(x: u64) -> u64 { x * x }

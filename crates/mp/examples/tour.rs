@@ -44,8 +44,12 @@ fn unshared_num(method: StartMethod) -> Result<(), mp::Error> {
     } else {
         // Under spawn and forkserver, a function runs in a fresh process.
         (
-            Process::new(add_to_num, 5).name("child 1").start_method(method),
-            Process::new(add_to_num, 10).name("child 2").start_method(method),
+            Process::new(add_to_num, 5)
+                .name("child 1")
+                .start_method(method),
+            Process::new(add_to_num, 10)
+                .name("child 2")
+                .start_method(method),
         )
     };
     p1.start()?;
@@ -55,8 +59,16 @@ fn unshared_num(method: StartMethod) -> Result<(), mp::Error> {
     let label = format!("[{method}]");
     println!("{label:<13}child 1 (pid {pid1}) adds 5:  num = {n1}");
     println!("{label:<13}child 2 (pid {pid2}) adds 10: num = {n2}");
-    println!("{label:<13}parent  (pid {}) after join: num = {}", std::process::id(), NUM.load(Ordering::SeqCst));
-    assert_eq!((n1, n2, NUM.load(Ordering::SeqCst)), (15, 20, 10), "the article's results");
+    println!(
+        "{label:<13}parent  (pid {}) after join: num = {}",
+        std::process::id(),
+        NUM.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        (n1, n2, NUM.load(Ordering::SeqCst)),
+        (15, 20, 10),
+        "the article's results"
+    );
     Ok(())
 }
 
@@ -72,7 +84,11 @@ fn crash_isolation() -> Result<(), mp::Error> {
     match p.join() {
         Err(e) => {
             let info = e.panic_info().map(|i| i.to_string()).unwrap_or_default();
-            println!("  divide(1, 0) in a child: {:?} ({info}), exitcode {:?}", e.kind(), p.exitcode());
+            println!(
+                "  divide(1, 0) in a child: {:?} ({info}), exitcode {:?}",
+                e.kind(),
+                p.exitcode()
+            );
         }
         Ok(v) => println!("  divide(1, 0) in child returned {v}?"),
     }

@@ -1,7 +1,7 @@
 //! Python's `multiprocessing` for Rust: processes, pools, queues, pipes,
 //! shared memory and managers, with typed errors and no hangs.
 //!
-//! ```no_run
+//! ```
 //! fn task(n: u64) -> u64 {
 //!     (0..n).sum()
 //! }

@@ -230,3 +230,57 @@ fn closures_run_under_fork() {
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), 20);
 }
+
+/// Starts a sleeping daemon grandchild and returns its pid at once.
+fn start_daemon_grandchild(m: u8) -> u32 {
+    let method = match m {
+        1 => StartMethod::Fork,
+        2 => StartMethod::Spawn,
+        _ => StartMethod::ForkServer,
+    };
+    let mut p = Process::new(sleep_ms, 60_000)
+        .start_method(method)
+        .daemon(true);
+    p.start().unwrap();
+    let pid = p.pid().unwrap();
+    // Exit without dropping the handle: the lifeline alone must do the work.
+    std::mem::forget(p);
+    pid
+}
+
+#[test]
+fn daemons_die_with_their_parent() {
+    let _g = shared();
+    for m in METHODS {
+        for inner in 1..=3u8 {
+            let mut p = Process::new(start_daemon_grandchild, inner).start_method(m);
+            p.start().unwrap();
+            let grandchild = p.join().unwrap();
+            let t = Instant::now();
+            while running(grandchild) {
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "{m}/{inner}: daemon {grandchild} outlived its parent"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_child_that_never_entered_cannot_start_children() {
+    let _g = shared();
+    let mut p = Process::closure(|| {
+        // What a child that skipped mp's entry would look like: the marker
+        // is still in its environment.
+        // SAFETY: a forked child has a single thread.
+        unsafe { std::env::set_var("MP_PROCESS_CHILD", "999") };
+        let mut q = Process::new(noop, ());
+        q.start()
+            .map_err(|e| e.kind() == ErrorKind::NotEntered)
+            .err()
+    });
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), Some(true));
+}
