@@ -228,7 +228,7 @@ fn closures_run_under_fork() {
     let captured = String::from("captured by a closure");
     let mut p = Process::closure(move || captured.len());
     p.start().unwrap();
-    assert_eq!(p.join().unwrap(), 20);
+    assert_eq!(p.join().unwrap(), 21);
 }
 
 /// Starts a sleeping daemon grandchild and returns its pid at once.
