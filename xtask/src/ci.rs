@@ -60,7 +60,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         let took = t.elapsed().as_secs_f64();
         if let Err(err) = result {
             println!("==> [{}/{total}] FAILED after {took:.1} s: {err}", i + 1);
-            println!("xtask ci: {i} passed, 1 failed");
+            println!("xtask-ci: {i} passed, 1 failed");
             // Already reported: the summary line above stays the last line.
             return Err(String::new());
         }
@@ -70,7 +70,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         "\nxtask ci: all steps took {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    println!("xtask ci: {total} passed, 0 failed");
+    println!("xtask-ci: {total} passed, 0 failed");
     Ok(())
 }
 
