@@ -189,8 +189,14 @@ fn a_thousand_cycles_leak_nothing() {
             p.start().unwrap();
             p.join().unwrap();
         }
-        assert_eq!(fd_count(), fds, "{m}: fds leaked");
-        assert_eq!(zombie_count(), zombies, "{m}: zombies left");
+        // At most the baseline: a reaper thread of an earlier test may
+        // still have closed its last descriptor meanwhile.
+        assert!(
+            fd_count() <= fds,
+            "{m}: fds leaked: {} after, {fds} before",
+            fd_count()
+        );
+        assert!(zombie_count() <= zombies, "{m}: zombies left");
     }
 }
 
