@@ -88,6 +88,12 @@ pub(crate) fn run_child(mut conn: UnixStream, lifeline: Option<OwnedFd>) -> ! {
     let Ok((wire::ARGS, args)) = wire::read_frame(&mut conn, limit) else {
         sys::exit_now(70)
     };
+    if header.nfds > 0 {
+        let Ok(fds) = wire::recv_fds(&conn, header.nfds as usize) else {
+            sys::exit_now(70)
+        };
+        crate::fdpass::provide(fds);
+    }
     let outcome = if header.fingerprint != exe_fingerprint() {
         Outcome::Failed(ChildFailure::Unresolvable(format!(
             "the executable changed between parent and child; cannot find `{}`",

@@ -97,6 +97,7 @@
 
 mod bootstrap;
 mod error;
+mod fdpass;
 mod forkserver;
 mod process;
 mod sys;
@@ -110,6 +111,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 pub use error::{Error, ErrorKind, ExitStatus, Location, PanicInfo};
+pub use fdpass::SharedFd;
 pub use process::{ActiveChild, DEFAULT_MAX_MESSAGE_SIZE, Process};
 
 use serde::Serialize;

@@ -63,7 +63,9 @@ enum Target {
     Entry {
         entry: sys::EntryFn,
         name: &'static str,
-        args: Result<Vec<u8>, String>,
+        /// The encoded arguments and the descriptors their `SharedFd`s
+        /// carry (see `fdpass`).
+        args: Result<(Vec<u8>, Vec<OwnedFd>), String>,
     },
     /// A closure, runnable only in a forked child.
     Closure(Box<dyn FnOnce() -> Outcome>),
@@ -123,7 +125,10 @@ where
         let target = Target::Entry {
             entry: sys::entry_of::<F, A, R>(),
             name: std::any::type_name::<F>(),
-            args: postcard::to_stdvec(&args).map_err(|e| e.to_string()),
+            args: match crate::fdpass::collect(|| postcard::to_stdvec(&args)) {
+                (Ok(bytes), fds) => Ok((bytes, fds)),
+                (Err(e), _) => Err(e.to_string()),
+            },
         };
         Process::with_target(target, None)
     }
@@ -202,8 +207,17 @@ where
             ));
         }
         let method = self.method.unwrap_or_else(get_start_method);
-        let target = self.target.take().expect("a target until started");
-        if let Target::Entry { args: Ok(args), .. } = &target {
+        let Some(target) = self.target.take() else {
+            return Err(Error::new(
+                ErrorKind::AlreadyStarted,
+                "a process whose start failed cannot be started again",
+            ));
+        };
+        if let Target::Entry {
+            args: Ok((args, _)),
+            ..
+        } = &target
+        {
             if args.len() as u64 > self.max_message {
                 let msg = format!(
                     "the arguments take {} bytes, over the limit of {}",
@@ -259,19 +273,26 @@ where
             (
                 Target::Entry {
                     entry,
-                    args: Ok(args),
+                    args: Ok((args, fds)),
                     ..
                 },
                 StartMethod::Fork,
-            ) => self.start_fork(info, Box::new(move || entry(&args))),
+            ) => self.start_fork(
+                info,
+                Box::new(move || {
+                    // The forked child inherited these duplicates.
+                    crate::fdpass::provide(fds);
+                    entry(&args)
+                }),
+            ),
             (
                 Target::Entry {
                     entry,
                     name,
-                    args: Ok(args),
+                    args: Ok((args, fds)),
                 },
                 method,
-            ) => self.start_exec(info, method, entry, name, args),
+            ) => self.start_exec(info, method, entry, name, args, fds),
         };
         let running = result?;
         register(&running.inner);
@@ -333,6 +354,7 @@ where
         entry: sys::EntryFn,
         entry_name: &'static str,
         args: Vec<u8>,
+        fds: Vec<OwnedFd>,
     ) -> Result<Running, Error> {
         let offset = sys::encode_entry(entry).map_err(|why| {
             Error::new(
@@ -344,6 +366,7 @@ where
             fingerprint: bootstrap::exe_fingerprint(),
             entry: offset,
             entry_name: entry_name.to_owned(),
+            nfds: fds.len() as u32,
             info: info.clone(),
         };
         let header = postcard::to_stdvec(&header)
@@ -407,7 +430,13 @@ where
         // A child that dies before reading its call is reported by join;
         // a child that never reads it (it never entered mp) times out here.
         let deadline = Some(Instant::now() + BOOTSTRAP_TIMEOUT);
-        match running.conn.write_all(&call[sent..], deadline) {
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let written = running
+            .conn
+            .write_all(&call[sent..], deadline)
+            .and_then(|()| running.conn.send_fds(&raw, deadline));
+        drop(fds);
+        match written {
             Ok(()) | Err(Stop::Closed) => Ok(running),
             Err(Stop::Timeout) => {
                 let _ = running.inner.signal(sys::SIGKILL);

@@ -6,7 +6,7 @@
 //! the child writes and reads blocking.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
@@ -32,6 +32,8 @@ pub(crate) struct CallHeader {
     pub(crate) entry: i64,
     /// The type name of the entry, for error messages.
     pub(crate) entry_name: String,
+    /// How many descriptors follow the arguments (see `fdpass`).
+    pub(crate) nfds: u32,
     pub(crate) info: ChildInfo,
 }
 
@@ -76,6 +78,29 @@ pub(crate) fn write_frame(mut w: impl Write, kind: u32, payload: &[u8]) -> io::R
     head[4..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     w.write_all(&head)?;
     w.write_all(payload)
+}
+
+/// Descriptors per SCM_RIGHTS message (the kernel's limit is 253).
+const FDS_PER_MESSAGE: usize = 200;
+/// The byte that carries a batch of descriptors.
+const FD_MARKER: u8 = b'F';
+
+/// Receives `n` descriptors sent by [`ParentConn::send_fds`], blocking
+/// (child side).
+pub(crate) fn recv_fds(conn: &UnixStream, n: usize) -> io::Result<Vec<std::os::fd::OwnedFd>> {
+    let mut fds = Vec::with_capacity(n);
+    while fds.len() < n {
+        let mut byte = [0u8; 1];
+        let (got, batch) = sys::recv_with_fds(conn.as_fd(), &mut byte, FDS_PER_MESSAGE)?;
+        if got == 0 || byte[0] != FD_MARKER {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "descriptors missing after the arguments",
+            ));
+        }
+        fds.extend(batch);
+    }
+    Ok(fds)
 }
 
 /// Encodes one frame into a buffer.
@@ -172,6 +197,29 @@ impl ParentConn {
             let left = remaining(deadline)?;
             sys::poll_write(self.sock.as_fd(), left).map_err(Stop::Io)?;
         }
+    }
+
+    /// Sends `fds` as SCM_RIGHTS, each batch on one marker byte, before
+    /// `deadline`.
+    pub(crate) fn send_fds(
+        &mut self,
+        fds: &[RawFd],
+        deadline: Option<Instant>,
+    ) -> Result<(), Stop> {
+        for batch in fds.chunks(FDS_PER_MESSAGE) {
+            loop {
+                match sys::send_with_fds(self.sock.as_fd(), &[FD_MARKER], batch) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let left = remaining(deadline)?;
+                        sys::poll_write(self.sock.as_fd(), left).map_err(Stop::Io)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Err(Stop::Closed),
+                    Err(e) => return Err(Stop::Io(e)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads one frame before `deadline`. `exited` is a descriptor that

@@ -4,6 +4,7 @@
 //! children re-enter it before `main`, so no custom harness is needed.
 
 mod errors;
+mod fds;
 mod identity;
 mod lifecycle;
 

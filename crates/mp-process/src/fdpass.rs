@@ -1,0 +1,153 @@
+//! File descriptors that travel with a process's arguments.
+//!
+//! A [`SharedFd`] inside the arguments of [`Process::new`](crate::Process::new)
+//! reaches the child as a descriptor of its own for the same open file:
+//! under fork, spawn and forkserver alike. This is how shared memory blocks,
+//! pipes and queues pass to children.
+//!
+//! How: while the parent serializes the arguments, each `SharedFd` adds a
+//! duplicate of its descriptor to a thread-local list and writes its index.
+//! The list travels after the arguments as `SCM_RIGHTS` ancillary data on
+//! the child's socket. Before the child deserializes the arguments, the
+//! received descriptors fill the same kind of list, and each `SharedFd`
+//! takes its own back by index.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+thread_local! {
+    /// The parent's list while it serializes a process's arguments.
+    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    /// The child's list while it deserializes them.
+    static INCOMING: RefCell<Vec<Option<OwnedFd>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An owned file descriptor that can be part of a process's arguments.
+///
+/// Serializing one outside the arguments of a process (to a file, say) is
+/// a serialization error: a descriptor number means nothing elsewhere.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::unix::net::UnixStream;
+/// use mp_process::{Process, SharedFd};
+///
+/// fn greet(fd: SharedFd) {
+///     let mut s = UnixStream::from(fd.into_inner());
+///     s.write_all(b"hello from the child").unwrap();
+/// }
+///
+/// let (mut mine, theirs) = UnixStream::pair().unwrap();
+/// let mut p = Process::new(greet, SharedFd::new(theirs.into()));
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// let mut got = String::new();
+/// mine.read_to_string(&mut got).unwrap();
+/// assert_eq!(got, "hello from the child");
+/// ```
+pub struct SharedFd {
+    fd: OwnedFd,
+}
+
+impl SharedFd {
+    /// Wraps an owned descriptor.
+    pub fn new(fd: OwnedFd) -> SharedFd {
+        SharedFd { fd }
+    }
+
+    /// The descriptor.
+    pub fn into_inner(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Another handle to the same open file (`dup`).
+    pub fn try_clone(&self) -> std::io::Result<SharedFd> {
+        Ok(SharedFd {
+            fd: self.fd.try_clone()?,
+        })
+    }
+}
+
+impl AsFd for SharedFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for SharedFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl From<OwnedFd> for SharedFd {
+    fn from(fd: OwnedFd) -> SharedFd {
+        SharedFd::new(fd)
+    }
+}
+
+impl From<SharedFd> for OwnedFd {
+    fn from(fd: SharedFd) -> OwnedFd {
+        fd.fd
+    }
+}
+
+impl fmt::Debug for SharedFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SharedFd")
+            .field(&self.fd.as_raw_fd())
+            .finish()
+    }
+}
+
+impl Serialize for SharedFd {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let dup = self.fd.try_clone().map_err(serde::ser::Error::custom)?;
+        let index = OUTGOING.with(|out| {
+            out.borrow_mut().as_mut().map(|list| {
+                list.push(dup);
+                list.len() - 1
+            })
+        });
+        match index {
+            Some(i) => serializer.serialize_u32(i as u32),
+            None => Err(serde::ser::Error::custom(
+                "a SharedFd can only be serialized as part of a process's arguments",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedFd {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SharedFd, D::Error> {
+        let index = u32::deserialize(deserializer)? as usize;
+        INCOMING
+            .with(|inc| inc.borrow_mut().get_mut(index).and_then(Option::take))
+            .map(SharedFd::new)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "no file descriptor #{index} came with the arguments"
+                ))
+            })
+    }
+}
+
+/// Runs `f` (which serializes a process's arguments) and returns what it
+/// returned with the descriptors its `SharedFd`s added.
+pub(crate) fn collect<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>) {
+    let outer = OUTGOING.with(|out| out.borrow_mut().replace(Vec::new()));
+    let value = f();
+    let fds = OUTGOING
+        .with(|out| std::mem::replace(&mut *out.borrow_mut(), outer))
+        .unwrap_or_default();
+    (value, fds)
+}
+
+/// Makes `fds` available to the `SharedFd`s that the next deserialization
+/// on this thread meets; the ones nobody takes are closed by the next call.
+pub(crate) fn provide(fds: Vec<OwnedFd>) {
+    INCOMING.with(|inc| *inc.borrow_mut() = fds.into_iter().map(Some).collect());
+}
