@@ -1,9 +1,4 @@
-//! The tour: the article's programs, in Rust, with the results it states.
-//!
-//! Run it with `cargo run --release --example tour`. Each part prints what
-//! the article's Python program prints, and one line on what it teaches.
-//! Later parts (pools, queues, pipes, shared memory, managers) join as the
-//! crates that provide them land.
+//! Part 2 of the article: processes share no data.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -18,9 +13,9 @@ fn add_to_num(n: i64) -> (i64, u32) {
     (NUM.fetch_add(n, Ordering::SeqCst) + n, std::process::id())
 }
 
-fn main() -> Result<(), mp::Error> {
-    mp::init();
-
+/// Runs part 2: the unshared `num` under fork and under the default
+/// method, then a glimpse of what isolation buys.
+pub(crate) fn run() -> Result<(), mp::Error> {
     println!("Part 2: processes share no data");
     println!("-------------------------------");
     for method in [StartMethod::Fork, mp::get_start_method()] {
@@ -30,6 +25,7 @@ fn main() -> Result<(), mp::Error> {
     println!();
     println!("A child that fails is reported, and the parent goes on:");
     crash_isolation()?;
+    println!();
     Ok(())
 }
 
