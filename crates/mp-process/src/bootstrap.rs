@@ -112,6 +112,7 @@ pub(crate) fn run_child(mut conn: UnixStream, lifeline: Option<OwnedFd>) -> ! {
 /// to die with the parent: a thread waits for end-of-stream on the lifeline,
 /// which comes when the parent (the only writer) has exited.
 pub(crate) fn become_child(info: ChildInfo, lifeline: Option<OwnedFd>) {
+    crate::function::adopt_key(info.key);
     if let (true, Some(fd)) = (info.daemon, lifeline) {
         let mut line = UnixStream::from(fd);
         let watcher = std::thread::Builder::new()

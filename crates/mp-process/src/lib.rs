@@ -99,6 +99,7 @@ mod bootstrap;
 mod error;
 mod fdpass;
 mod forkserver;
+mod function;
 mod process;
 mod sys;
 mod wire;
@@ -112,6 +113,7 @@ use std::sync::OnceLock;
 
 pub use error::{Error, ErrorKind, ExitStatus, Location, PanicInfo};
 pub use fdpass::SharedFd;
+pub use function::{Function, RawFunction, decode, encode};
 pub use process::{ActiveChild, DEFAULT_MAX_MESSAGE_SIZE, Process};
 
 use serde::Serialize;

@@ -242,6 +242,7 @@ where
             method: method as u8,
             identity,
             max_message: self.max_message,
+            key: crate::function::program_key(),
         };
         let result = match (target, method) {
             (Target::Closure(run), StartMethod::Fork) => self.start_fork(info, run),
@@ -612,7 +613,7 @@ fn timeout_error() -> Error {
     Error::new(ErrorKind::Timeout, "timed out waiting for the child")
 }
 
-fn failure_error(f: ChildFailure) -> Error {
+pub(crate) fn failure_error(f: ChildFailure) -> Error {
     match f {
         ChildFailure::Serialization(m) => Error::new(ErrorKind::Serialization, m),
         ChildFailure::TooLarge { size, limit } => Error::new(

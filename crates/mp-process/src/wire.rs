@@ -47,6 +47,9 @@ pub(crate) struct ChildInfo {
     pub(crate) method: u8,
     pub(crate) identity: Vec<u32>,
     pub(crate) max_message: u64,
+    /// The program's function key (see `function`), shared by every process
+    /// of one program tree.
+    pub(crate) key: u64,
 }
 
 /// How the function call ended in the child.

@@ -5,6 +5,7 @@
 
 mod errors;
 mod fds;
+mod function;
 mod identity;
 mod lifecycle;
 
