@@ -79,3 +79,13 @@ pub use mp_manager as manager;
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The guide's chapters, compiled and run as doctests.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../../../docs/guide/processes.md")]
+    pub struct Processes;
+
+    #[doc = include_str!("../../../docs/guide/start-methods.md")]
+    pub struct StartMethods;
+}
