@@ -68,7 +68,7 @@ enum Target {
         args: Result<(Vec<u8>, Vec<OwnedFd>), String>,
     },
     /// A closure, runnable only in a forked child.
-    Closure(Box<dyn FnOnce() -> Outcome>),
+    Closure(Box<dyn FnOnce() -> Outcome + Send>),
 }
 
 enum State {
@@ -135,12 +135,14 @@ where
 
     /// A process that will run `f` in a forked copy of this process.
     ///
-    /// The closure may capture anything, because the child is a copy of the
-    /// parent's memory. Only [`StartMethod::Fork`] can run it; starting it
-    /// under another method is an [`ErrorKind::NotAllowed`] error.
+    /// The closure may capture any `Send` value, because the child is a
+    /// copy of the parent's memory; nothing is serialized but the result.
+    /// (`Send`, as for `std::thread::spawn`, keeps `Process` itself `Send`.)
+    /// Only [`StartMethod::Fork`] can run it; starting it under another
+    /// method is an [`ErrorKind::NotAllowed`] error.
     pub fn closure<F>(f: F) -> Process<R>
     where
-        F: FnOnce() -> R + 'static,
+        F: FnOnce() -> R + Send + 'static,
     {
         let run = Box::new(move || bootstrap::run_caught(f));
         Process::with_target(Target::Closure(run), Some(StartMethod::Fork))
@@ -304,7 +306,7 @@ where
     fn start_fork(
         &mut self,
         info: ChildInfo,
-        run: Box<dyn FnOnce() -> Outcome>,
+        run: Box<dyn FnOnce() -> Outcome + Send>,
     ) -> Result<Running, Error> {
         bootstrap::install_panic_hook();
         let (mine, theirs) =

@@ -50,3 +50,12 @@ fn exit_status_decoding() {
     assert_eq!(killed.to_string(), "killed by SIGKILL");
     assert!(ExitStatus::from_raw(0).success());
 }
+
+#[test]
+fn handles_are_send() {
+    fn send<T: Send>() {}
+    send::<Process<Vec<u8>>>();
+    send::<crate::Error>();
+    send::<crate::SharedFd>();
+    send::<crate::Function<u8, u8>>();
+}
