@@ -290,3 +290,47 @@ fn a_child_that_never_entered_cannot_start_children() {
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), Some(true));
 }
+
+/// This process's fork server, found by the marker in its initial
+/// environment.
+fn fork_server_pid() -> Option<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let ppid = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .to_owned();
+        let env = std::fs::read(e.path().join("environ")).ok()?;
+        let marked = env
+            .split(|&b| b == 0)
+            .any(|kv| kv.starts_with(b"MP_PROCESS_FORKSERVER="));
+        (ppid == me && marked && running(pid)).then_some(pid)
+    })
+}
+
+#[test]
+fn a_killed_fork_server_is_replaced() {
+    let _g = exclusive();
+    let zombies = zombie_count();
+    let mut p = Process::new(add, (1, 1)).start_method(StartMethod::ForkServer);
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), 2);
+    let server = fork_server_pid().expect("a fork server runs");
+    // SAFETY: kill takes plain integers.
+    unsafe { libc::kill(server as i32, libc::SIGKILL) };
+    let t = Instant::now();
+    while running(server) {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut p = Process::new(add, (2, 3)).start_method(StartMethod::ForkServer);
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), 5);
+    let replacement = fork_server_pid().expect("a new fork server runs");
+    assert_ne!(replacement, server);
+    assert!(zombie_count() <= zombies, "the dead server was not reaped");
+}
