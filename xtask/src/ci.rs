@@ -10,6 +10,10 @@ use crate::proc;
 /// How long one example may run before it is killed and the step fails.
 const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long the whole test run may take: a hung test fails CI in bounded
+/// time instead of holding it until its limit.
+const TEST_TIMEOUT: Duration = Duration::from_secs(1500);
+
 struct Step {
     cmd: Command,
     timeout: Option<Duration>,
@@ -32,8 +36,16 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             "-D",
             "warnings",
         ]),
-        step(&["test", "--workspace", "--all-targets"]),
-        step(&["test", "--workspace", "--doc"]),
+        {
+            let mut test = step(&["test", "--workspace", "--all-targets"]);
+            test.timeout = Some(TEST_TIMEOUT);
+            test
+        },
+        {
+            let mut doc = step(&["test", "--workspace", "--doc"]);
+            doc.timeout = Some(TEST_TIMEOUT);
+            doc
+        },
         {
             let mut doc = step(&["doc", "--workspace", "--no-deps"]);
             doc.cmd.env("RUSTDOCFLAGS", "-D warnings");
@@ -58,6 +70,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         let t = Instant::now();
         let result = proc::run(&mut step.cmd, step.timeout);
         let took = t.elapsed().as_secs_f64();
+        sweep_strays(root);
         if let Err(err) = result {
             println!("==> [{}/{total}] FAILED after {took:.1} s: {err}", i + 1);
             println!("xtask-ci: {i} passed, 1 failed");
@@ -74,8 +87,46 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `(package, example)` for every `crates/<package>/examples/<example>.rs`,
-/// sorted. The directory name is the package name (house style).
+/// Kills processes of this workspace's build outputs that outlived their
+/// step: a child a test failed to reap (its parent gone) would otherwise
+/// hold CI's output pipe open. Each one is reported: it is a leak to fix.
+fn sweep_strays(root: &Path) {
+    let target = root.join("target");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else {
+            continue;
+        };
+        // The xtask binary itself lives under target/ too.
+        let is_xtask = exe.file_name().is_some_and(|n| n == "xtask");
+        if exe.starts_with(&target) && !is_xtask {
+            println!(
+                "==> warning: killing stray process {pid} ({}) left by this step",
+                exe.display()
+            );
+            let _ = proc::command("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// `(package, example)` for every `crates/<package>/examples/<example>.rs`
+/// and `crates/<package>/examples/<example>/main.rs`, sorted. The directory
+/// name is the package name (house style).
 fn examples(root: &Path) -> Result<Vec<(String, String)>, String> {
     let mut found = Vec::new();
     let crates = root.join("crates");
@@ -94,7 +145,14 @@ fn examples(root: &Path) -> Result<Vec<(String, String)>, String> {
             .into_owned();
         for file in files {
             let path = file.map_err(|e| format!("{}: {e}", dir.display()))?.path();
-            if path.extension().is_some_and(|e| e == "rs") {
+            if path.is_dir() && path.join("main.rs").is_file() {
+                let name = path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                found.push((package.clone(), name));
+            } else if path.extension().is_some_and(|e| e == "rs") {
                 let name = path
                     .file_stem()
                     .unwrap_or_default()

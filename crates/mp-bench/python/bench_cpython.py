@@ -15,6 +15,11 @@ import multiprocessing
 import sys
 import time
 
+import ipc  # the queue and pipe workloads (next to this file)
+import manager  # the manager workloads (next to this file)
+import pool  # the pool and executor workloads (next to this file)
+import shm  # the shared-memory workloads (next to this file)
+
 
 class CheckFailed(Exception):
     """A workload computed a wrong result."""
@@ -59,6 +64,29 @@ WORKLOADS = {
         "lower",
         lambda q: spawn_join("forkserver", q),
     ),
+    "pool_startup": pool.WORKLOADS["pool_startup"],
+    "pool_map_trivial": pool.WORKLOADS["pool_map_trivial"],
+    "pool_map_trivial:chunksize1": pool.WORKLOADS["pool_map_trivial:chunksize1"],
+    "pool_apply_async": pool.WORKLOADS["pool_apply_async"],
+    "pool_imap": pool.WORKLOADS["pool_imap"],
+    "pool_imap_unordered": pool.WORKLOADS["pool_imap_unordered"],
+    "executor_submit": pool.WORKLOADS["executor_submit"],
+    "executor_map": pool.WORKLOADS["executor_map"],
+    "cpu_sum_speedup": pool.WORKLOADS["cpu_sum_speedup"],
+    "cpu_sum_speedup:limit": pool.WORKLOADS["cpu_sum_speedup:limit"],
+    "queue_throughput_small": ("msgs/s", "higher", lambda q: ipc.queue_small(q, 1)),
+    "queue_throughput_small:4producers": ("msgs/s", "higher", lambda q: ipc.queue_small(q, 4)),
+    "queue_throughput_1mb": ("MiB/s", "higher", ipc.queue_1mb),
+    "joinable_queue": ("items/s", "higher", ipc.joinable_queue),
+    "pipe_pingpong": ("us/roundtrip", "lower", ipc.pipe_pingpong),
+    "pipe_bytes_pingpong": ("us/roundtrip", "lower", ipc.pipe_bytes_pingpong),
+    "pipe_throughput_1mb": ("MiB/s", "higher", ipc.pipe_throughput_1mb),
+    "value_lock_counter_sharedctypes": ("incs/s", "higher", shm.value_lock_counter),
+    "value_lock_counter_manager": ("incs/s", "higher", manager.value_lock_counter),
+    "raw_value_no_lock": ("incs/s", "higher", shm.raw_value_no_lock),
+    "array_sum": ("MiB/s", "higher", shm.array_sum),
+    "manager_dict_ops": ("ops/s", "higher", manager.dict_ops),
+    "shared_memory_block": ("GiB/s", "higher", shm.shared_memory_block),
 }
 
 USAGE = "usage: bench_cpython.py --list | --workload NAME [--quick]"
@@ -81,7 +109,7 @@ def main(argv):
     unit, better, run = WORKLOADS[name]
     try:
         samples = run(quick)
-    except CheckFailed as e:
+    except (CheckFailed, ipc.CheckFailed, manager.CheckFailed, shm.CheckFailed, pool.CheckFailed) as e:
         print(f"bench_cpython.py: {name}: check failed: {e}", file=sys.stderr)
         return 1
     line = {

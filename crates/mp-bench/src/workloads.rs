@@ -1,6 +1,10 @@
 //! The workload table: one entry per workload of WORKLOADS.md that mp-bench
 //! implements. Adding a workload is one function plus one entry in [`ALL`].
 
+mod ipc;
+mod manager;
+mod pool;
+mod shm;
 mod spawn_join;
 
 /// Whether a smaller or a larger figure is better.
@@ -42,6 +46,156 @@ pub(crate) const ALL: &[Workload] = &[
         unit: "us/process",
         better: Better::Lower,
         run: spawn_join::forkserver,
+    },
+    Workload {
+        name: "pool_startup",
+        unit: "ms",
+        better: Better::Lower,
+        run: pool::startup,
+    },
+    Workload {
+        name: "pool_map_trivial",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::map_trivial,
+    },
+    Workload {
+        name: "pool_map_trivial:chunksize1",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::map_trivial_chunksize1,
+    },
+    Workload {
+        name: "pool_apply_async",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::apply_async,
+    },
+    Workload {
+        name: "pool_imap",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::imap,
+    },
+    Workload {
+        name: "pool_imap_unordered",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::imap_unordered,
+    },
+    Workload {
+        name: "executor_submit",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::executor_submit,
+    },
+    Workload {
+        name: "executor_map",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::executor_map,
+    },
+    Workload {
+        name: "cpu_sum_speedup",
+        unit: "x speedup",
+        better: Better::Higher,
+        run: pool::cpu_sum_speedup,
+    },
+    Workload {
+        name: "cpu_sum_speedup:limit",
+        unit: "x speedup",
+        better: Better::Higher,
+        run: pool::cpu_sum_speedup_limit,
+    },
+    Workload {
+        name: "queue_throughput_small",
+        unit: "msgs/s",
+        better: Better::Higher,
+        run: ipc::queue_throughput_small,
+    },
+    Workload {
+        name: "queue_throughput_small:4producers",
+        unit: "msgs/s",
+        better: Better::Higher,
+        run: ipc::queue_throughput_small_4producers,
+    },
+    Workload {
+        name: "queue_throughput_1mb",
+        unit: "MiB/s",
+        better: Better::Higher,
+        run: ipc::queue_throughput_1mb,
+    },
+    Workload {
+        name: "joinable_queue",
+        unit: "items/s",
+        better: Better::Higher,
+        run: ipc::joinable_queue,
+    },
+    Workload {
+        name: "pipe_pingpong",
+        unit: "us/roundtrip",
+        better: Better::Lower,
+        run: ipc::pipe_pingpong,
+    },
+    Workload {
+        name: "pipe_bytes_pingpong",
+        unit: "us/roundtrip",
+        better: Better::Lower,
+        run: ipc::pipe_bytes_pingpong,
+    },
+    Workload {
+        name: "pipe_throughput_1mb",
+        unit: "MiB/s",
+        better: Better::Higher,
+        run: ipc::pipe_throughput_1mb,
+    },
+    Workload {
+        name: "value_lock_counter_sharedctypes",
+        unit: "incs/s",
+        better: Better::Higher,
+        run: shm::value_lock_counter,
+    },
+    Workload {
+        name: "value_lock_counter_manager",
+        unit: "incs/s",
+        better: Better::Higher,
+        run: manager::value_lock_counter,
+    },
+    Workload {
+        name: "raw_value_no_lock",
+        unit: "incs/s",
+        better: Better::Higher,
+        run: shm::raw_value_no_lock,
+    },
+    Workload {
+        name: "atomic_counter",
+        unit: "incs/s",
+        better: Better::Higher,
+        run: shm::atomic_counter,
+    },
+    Workload {
+        name: "array_sum",
+        unit: "MiB/s",
+        better: Better::Higher,
+        run: shm::array_sum,
+    },
+    Workload {
+        name: "manager_dict_ops",
+        unit: "ops/s",
+        better: Better::Higher,
+        run: manager::dict_ops,
+    },
+    Workload {
+        name: "shared_memory_block",
+        unit: "GiB/s",
+        better: Better::Higher,
+        run: shm::shared_memory_block,
+    },
+    Workload {
+        name: "lock_uncontended",
+        unit: "ns/op",
+        better: Better::Lower,
+        run: shm::lock_uncontended,
     },
 ];
 

@@ -1,15 +1,101 @@
 //! Communication between processes: `Pipe` and `Connection`, `Queue`,
 //! `SimpleQueue` and `JoinableQueue`, `Listener` and `Client`.
 //!
-//! This crate is being built. It will hold, with the semantics of Python's
-//! `multiprocessing.connection` and `multiprocessing.queues`:
+//! ```
+//! use mp_ipc::{Connection, Queue, pipe};
+//! use mp_process::Process;
 //!
-//! - `Pipe` (duplex or one-way) with `send`/`recv` of serde values and raw bytes;
-//! - many-producer, many-consumer `Queue<T>` with an optional bound, and the
-//!   `SimpleQueue` and `JoinableQueue` variants;
-//! - `Listener` and `Client` with authentication.
+//! fn square_all((jobs, results): (Queue<Option<u64>>, Queue<u64>)) {
+//!     while let Some(x) = jobs.get().unwrap() {
+//!         results.put(x * x).unwrap();
+//!     }
+//! }
 //!
-//! Nothing is exported yet; see the `mp` crate for what works today.
+//! fn answer(mut conn: Connection) {
+//!     let question: String = conn.recv().unwrap();
+//!     conn.send(&format!("{question}? 42")).unwrap();
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     mp_process::init();
+//!
+//!     // A queue for many processes: two workers, one result queue.
+//!     let jobs: Queue<Option<u64>> = Queue::new()?;
+//!     let results: Queue<u64> = Queue::new()?;
+//!     let mut workers = Vec::new();
+//!     for _ in 0..2 {
+//!         let mut p = Process::new(square_all, (jobs.clone(), results.clone()));
+//!         p.start()?;
+//!         workers.push(p);
+//!     }
+//!     for x in 1..=10 {
+//!         jobs.put(Some(x))?;
+//!     }
+//!     let total: u64 = (0..10).map(|_| results.get().unwrap()).sum();
+//!     for _ in &workers {
+//!         jobs.put(None)?;
+//!     }
+//!     for mut w in workers {
+//!         w.join()?;
+//!     }
+//!     assert_eq!(total, 385);
+//!
+//!     // A pipe for two.
+//!     let (mut mine, theirs) = pipe(true)?;
+//!     let mut p = Process::new(answer, theirs);
+//!     p.start()?;
+//!     mine.send("the question")?;
+//!     assert_eq!(mine.recv::<String>()?, "the question? 42");
+//!     p.join()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # What to use
+//!
+//! - [`pipe`] gives two [`Connection`]s: `send`/`recv` of serde values,
+//!   `send_bytes`/`recv_bytes`/`recv_bytes_into`, `poll` with a timeout.
+//!   Two ends, no lock: the fastest way between two processes. [`wait`]
+//!   waits on several connections at once.
+//! - [`Queue`] for many producers and many consumers, optionally bounded;
+//!   [`SimpleQueue`]; [`JoinableQueue`] with `task_done` and `join`.
+//! - [`Listener`] and [`Client`]: connections by address (Unix socket path,
+//!   abstract name, TCP), with CPython's framing and HMAC authentication, so
+//!   that Python's `multiprocessing.connection.Client`/`Listener` can talk
+//!   to them with `send_bytes`/`recv_bytes`.
+//!
+//! Every handle passes to child processes as a process argument under every
+//! start method, and every blocking call has a timeout form.
+//!
+//! # Differences from CPython
+//!
+//! - `Queue::put` serializes the value at the call (CPython does it later,
+//!   in a feeder thread, so a change made after `put` may reach the reader).
+//! - Items put on a queue wait in the kernel, not in the producer: joining a
+//!   producer that exits with items still queued never deadlocks, and no
+//!   item is lost (CPython's "joining processes that use queues" caveat).
+//! - Queues can be passed to any process, pool workers included, as
+//!   arguments.
+//! - `send`/`recv` carry serde values (postcard), not pickles: only the
+//!   bytes methods are wire-compatible with Python.
+//! - Under fork, a child inherits every descriptor of its parent, the other
+//!   end of a pipe included: a reader sees end of stream only once every
+//!   copy of the writing end is closed. Send a final message rather than
+//!   rely on end of stream when children are forked.
 #![forbid(unsafe_code)]
 // Lifting `forbid(unsafe_code)` needs a measured reason: a transport that
-// cannot be built on mp-process and mp-shm's safe interfaces.
+// cannot be built on mp-process and mp-shm's safe interfaces. rustix's safe
+// socket calls cover what std lacks.
+#![doc(test(attr(deny(warnings))))]
+
+mod auth;
+mod connection;
+mod error;
+mod listener;
+mod queue;
+mod sock;
+
+pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, pipe, wait};
+pub use error::{Error, GetError, PutError, TaskDoneError, Timeout};
+pub use listener::{Address, Client, HANDSHAKE_TIMEOUT, Listener};
+pub use queue::{INLINE_LIMIT_MAX, INLINE_LIMIT_MIN, JoinableQueue, Queue, SimpleQueue};

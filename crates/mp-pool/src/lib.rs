@@ -1,11 +1,84 @@
-//! Process pools: `Pool` (`apply_async`, `map`, `imap`, `imap_unordered`,
-//! `starmap`), `ProcessPoolExecutor` with futures, and a rayon-backed
-//! `ThreadPool` with the same API.
+//! Process pools that never hang: [`Pool`] (`apply_async`, `map`, `imap`,
+//! `imap_unordered`, `starmap`), [`ProcessPoolExecutor`] with futures, and a
+//! rayon-backed [`ThreadPool`] with the same API.
 //!
-//! This crate is being built. Its pools will never hang: a worker that dies
-//! fails its task with the exit code or signal and is replaced.
+//! ```
+//! use mp_pool::Pool;
 //!
-//! Nothing is exported yet; see the `mp` crate for what works today.
+//! fn task(n: u64) -> u64 {
+//!     (0..n).sum()
+//! }
+//!
+//! fn main() -> Result<(), mp_pool::Error> {
+//!     mp_process::init(); // first thing in main: workers re-enter this program
+//!
+//!     let pool = Pool::new(2)?;
+//!     let r1 = pool.apply_async(task, 10_000)?;
+//!     let r2 = pool.apply_async(task, 20_000)?;
+//!     pool.close();
+//!     pool.join()?;
+//!     assert_eq!((r1.get()?, r2.get()?), (49_995_000, 199_990_000));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Should I use this crate?
+//!
+//! Use it through the `mp` facade (`mp::Pool`, `mp::pool::...`) unless a
+//! program needs the pools alone.
+//!
+//! # Functions and arguments
+//!
+//! A task is a fn item or a closure that captures nothing (`F: Fn(A) -> R +
+//! Copy + 'static`), as for `mp_process::Process::new`: a worker finds it
+//! by name. Several arguments travel as one tuple. Arguments and results
+//! travel by serde (postcard). Callbacks run in this process and may
+//! capture anything.
+//!
+//! # Failure, never a hang
+//!
+//! - A task that panics fails its result with [`ErrorKind::Panicked`], the
+//!   message and the location; the worker goes on.
+//! - A worker that dies mid-task (killed, aborted, exited) fails that task
+//!   with [`ErrorKind::WorkerLost`] and the exit code or signal, within
+//!   moments; the tasks queued behind it run elsewhere and the worker is
+//!   replaced. Idle workers that die are replaced too.
+//! - An initializer that fails is reported once ([`ErrorKind::Initializer`]
+//!   on every task); no endless respawn.
+//! - A callback that panics breaks nothing.
+//! - [`Pool::terminate`] (and dropping a pool) kills the workers and fails
+//!   every unfinished result with [`ErrorKind::Terminated`].
+//!
+//! Every blocking call has a timeout form (`get_timeout`, `next_timeout`,
+//! `join_timeout`, `result_timeout`).
+//!
+//! # Platform support
+//!
+//! Unix (Linux first), like mp-process.
 #![forbid(unsafe_code)]
 // Lifting `forbid(unsafe_code)` needs a measured reason: workers are started
 // through mp-process, which owns every unsafe call.
+
+mod chunk;
+mod engine;
+mod error;
+mod executor;
+mod front;
+mod pool;
+mod result;
+mod thread;
+mod wire;
+mod worker;
+
+pub use error::{Error, ErrorKind};
+pub use executor::{
+    AsCompleted, ExecutorBuilder, ExecutorMap, Future, ProcessPoolExecutor, ReturnWhen,
+    as_completed, wait,
+};
+pub use front::TaskPool;
+pub use pool::{Pool, PoolBuilder};
+pub use result::{AsyncResult, ImapIter};
+pub use thread::ThreadPool;
+
+#[cfg(test)]
+mod tests;

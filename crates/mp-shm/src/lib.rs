@@ -1,13 +1,99 @@
-//! Shared memory between processes: `SharedMemory` blocks, `Value` and `Array`,
-//! shared atomics, and process-shared locks that survive a dead owner.
+//! Shared memory between processes: `SharedMemory` blocks, `Value` and
+//! `Array`, shared atomics, and process-shared locks that survive a dead owner.
 //!
-//! This crate is being built. It will hold, with the semantics of Python's
-//! `multiprocessing.sharedctypes`, `shared_memory` and `synchronize` modules:
+//! ```
+//! use mp_process::Process;
+//! use mp_shm::{AtomicI64, Lock, SharedMemory};
+//! use std::sync::atomic::Ordering::SeqCst;
 //!
-//! - `SharedMemory`: memfd-backed or named blocks that pass to children under
-//!   every start method and never leak a `/dev/shm` entry;
-//! - `Value<T>` / `Array<T>` with a lock, `RawValue` / `RawArray` without;
-//! - `Lock`, `RLock`, `Condition`, `Event`, `Semaphore`, `BoundedSemaphore`
-//!   and `Barrier`, process-shared, robust against an owner that dies.
+//! fn add(args: (AtomicI64, Lock, i64)) {
+//!     let (counter, lock, n) = args;
+//!     for _ in 0..1000 {
+//!         let _guard = lock.lock().expect("no owner died");
+//!         counter.fetch_add(n, SeqCst);
+//!     }
+//! }
 //!
-//! Nothing is exported yet; see the `mp` crate for what works today.
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     mp_process::init();
+//!     let counter = AtomicI64::new(0)?;
+//!     let lock = Lock::new()?;
+//!     let mut a = Process::new(add, (counter.clone(), lock.clone(), 1));
+//!     let mut b = Process::new(add, (counter.clone(), lock.clone(), -1));
+//!     a.start()?;
+//!     b.start()?;
+//!     a.join()?;
+//!     b.join()?;
+//!     assert_eq!(counter.load(SeqCst), 0);
+//!
+//!     let block = SharedMemory::new(4096)?;
+//!     block.write_at(0, b"shared")?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Should I use this crate?
+//!
+//! Use the `mp` facade, which re-exports this crate as `mp::shm` with the
+//! rest of the project; depend on `mp-shm` alone only if shared memory and
+//! locks are all you need.
+//!
+//! # What is here
+//!
+//! - [`SharedMemory`]: a block of bytes, anonymous or named.
+//! - Shared atomics: [`AtomicU64`], [`AtomicI64`], [`AtomicU32`],
+//!   [`AtomicI32`], [`AtomicUsize`].
+//! - Locks and friends, with Python's semantics: [`Lock`], [`RLock`],
+//!   [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Condition`],
+//!   [`Barrier`].
+//! - Typed plain data ([`Plain`]): [`Value`] and [`Array`] with a lock,
+//!   [`RawValue`] and [`RawArray`] without.
+//!
+//! Every handle is `Clone` (a clone is the same shared object), `Send`,
+//! `Sync`, and serializable through `mp_process::SharedFd`: pass it in a
+//! process's arguments and the child gets the same object, under every
+//! start method. Every blocking call has a timeout form, which never returns
+//! before its timeout.
+//!
+//! # Owner death
+//!
+//! A process that dies holding a [`Lock`] or an [`RLock`] does not
+//! deadlock the others: the next acquirer gets the lock together with an
+//! [`OwnerDied`] error, within about 100 ms of the death, and the lock works
+//! normally afterwards. Semaphores have no owner, so a dead acquirer is not
+//! detected; use timeouts there.
+//!
+//! # Platform support
+//!
+//! Linux: memfd, futexes and pidfds (Linux 5.3; older kernels fall back to
+//! `/proc`). Owners are recognised by pid, so processes sharing a lock must
+//! be in one pid namespace.
+#![doc(test(attr(deny(warnings))))]
+
+mod atomic;
+mod barrier;
+mod condition;
+mod error;
+mod event;
+mod lock;
+mod region;
+mod semaphore;
+mod shm;
+mod sys;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+pub use atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize};
+pub use barrier::Barrier;
+pub use condition::{Condition, ConditionGuard};
+pub use error::{
+    BrokenBarrierError, Error, ErrorKind, IndexError, LockResult, OwnerDied, ReleaseError,
+    TryLockError, TryLockResult,
+};
+pub use event::Event;
+pub use lock::{Lock, LockGuard, RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, Semaphore};
+pub use shm::SharedMemory;
+pub use value::{Array, ArrayGuard, Plain, RawArray, RawValue, Value, ValueGuard};

@@ -28,24 +28,49 @@
 //!
 //! # Shared memory and locks
 //!
-//! [`shm`] (`mp-shm`): `Value`, `Array`, shared atomics, and process-shared
-//! `Lock`, `RLock`, `Condition`, `Event`, `Semaphore` and `Barrier`. Being
-//! built.
+//! - [`Value`] and [`Array`]: typed plain data ([`Plain`]) in shared memory
+//!   with a lock; [`RawValue`] and [`RawArray`] without.
+//! - [`SharedMemory`]: a block of bytes, anonymous or named; nothing is ever
+//!   left in `/dev/shm`.
+//! - Process-shared [`Lock`], [`RLock`], [`Condition`], [`Event`],
+//!   [`Semaphore`], [`BoundedSemaphore`] and [`Barrier`]; a lock whose owner
+//!   dies is reported ([`OwnerDied`]) to the next acquirer, never a hang.
+//! - Shared atomics: [`shm::AtomicU64`], [`shm::AtomicI64`] and friends.
+//! - The whole crate: [`shm`] (`mp-shm`).
 //!
 //! # Queues and pipes
 //!
-//! [`ipc`] (`mp-ipc`): `Pipe`, `Queue`, `SimpleQueue`, `JoinableQueue`,
-//! `Listener` and `Client`. Being built.
+//! - [`pipe`]: two [`Connection`]s sending serde values or raw bytes, with
+//!   `poll`, timeouts, and end of stream after the peer closed or died.
+//! - [`Queue`], [`SimpleQueue`], [`JoinableQueue`]: many producers and
+//!   consumers, optionally bounded; items wait in the kernel, so a producer
+//!   that exits loses none and is never waited for.
+//! - [`ipc::Listener`], [`ipc::Client`] and [`ipc::wait`]: connections by
+//!   address (Unix, abstract, TCP) with CPython's framing and HMAC
+//!   authentication, wire-compatible with `multiprocessing.connection`.
+//! - The whole crate: [`ipc`] (`mp-ipc`).
 //!
 //! # Pools and executors
 //!
-//! [`pool`] (`mp-pool`): `Pool`, `ProcessPoolExecutor` and a `ThreadPool`
-//! with the same API. Being built.
+//! - [`Pool`]: `apply_async`, `map`, `imap`, `imap_unordered`, `starmap`,
+//!   with callbacks, chunking, an initializer and `maxtasksperchild`. A
+//!   worker that dies fails its task with the exit code or signal and is
+//!   replaced: no hangs.
+//! - [`ProcessPoolExecutor`]: `submit` gives a [`Future`]; `map`,
+//!   `shutdown`, [`pool::wait`] and [`pool::as_completed`].
+//! - [`ThreadPool`]: the same API on threads; [`TaskPool`] lets code take
+//!   either kind.
+//! - The whole crate: [`pool`] (`mp-pool`).
 //!
 //! # Managers
 //!
-//! [`manager`] (`mp-manager`): a `Manager` server and its proxies, local or
-//! remote. Being built.
+//! - [`Manager`]: a server process holding shared values, locks,
+//!   conditions, events, semaphores, barriers, queues, dicts, lists and
+//!   namespaces; its proxies work from any process, and only data crosses
+//!   the wire.
+//! - [`manager::Server`] and [`manager::connect`]: the same objects served
+//!   to other programs and machines over TCP, with an authentication key.
+//! - The whole crate: [`manager`] (`mp-manager`).
 //!
 //! Each part is its own crate, so a program that needs only one depends on
 //! that crate alone.
@@ -67,13 +92,30 @@ pub use mp_process::{
 pub use mp_shm as shm;
 
 #[doc(inline)]
+pub use mp_shm::{
+    Array, Barrier, BoundedSemaphore, Condition, Event, Lock, OwnerDied, Plain, RLock, RawArray,
+    RawValue, Semaphore, SharedMemory, Value,
+};
+
+#[doc(inline)]
 pub use mp_ipc as ipc;
+
+#[doc(inline)]
+pub use mp_ipc::{Connection, JoinableQueue, Queue, SimpleQueue, pipe};
 
 #[doc(inline)]
 pub use mp_pool as pool;
 
 #[doc(inline)]
+pub use mp_pool::{
+    AsyncResult, Future, ImapIter, Pool, PoolBuilder, ProcessPoolExecutor, TaskPool, ThreadPool,
+};
+
+#[doc(inline)]
 pub use mp_manager as manager;
+
+#[doc(inline)]
+pub use mp_manager::Manager;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[doc = include_str!("../../../README.md")]
@@ -88,4 +130,13 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/guide/start-methods.md")]
     pub struct StartMethods;
+
+    #[doc = include_str!("../../../docs/guide/pools.md")]
+    pub struct Pools;
+
+    #[doc = include_str!("../../../docs/guide/shared-memory.md")]
+    pub struct SharedMemory;
+
+    #[doc = include_str!("../../../docs/guide/managers.md")]
+    pub struct Managers;
 }

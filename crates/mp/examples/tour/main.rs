@@ -4,11 +4,24 @@
 //! the article's Python program prints, and one line on what it teaches.
 //! Each part is a module of its own, run in the article's order.
 
+mod part1;
 mod part2;
+mod part2_pool;
+mod part3_1;
+mod part3_1_manager;
+mod part3_2;
+mod part3_3;
 
-fn main() -> Result<(), mp::Error> {
+// A boxed error: the parts return mp::Error and the sub-crates' errors.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     mp::init();
 
+    part1::run()?;
     part2::run()?;
+    part2_pool::run()?;
+    part3_1::run()?;
+    part3_1_manager::run()?;
+    part3_2::run()?;
+    part3_3::run()?;
     Ok(())
 }

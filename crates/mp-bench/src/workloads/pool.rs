@@ -1,0 +1,259 @@
+//! The pool workloads: `pool_*`, `executor_*` and `cpu_sum_speedup[:limit]`.
+//! Pools have 2 workers, are created and warmed once per workload, reused
+//! across repetitions, and closed and joined untimed.
+
+use std::time::Instant;
+
+use mp_pool::{Pool, ProcessPoolExecutor};
+use mp_process::{Process, StartMethod};
+
+use super::repeat;
+
+/// WORKLOADS.md's `f(x) = x + 1`.
+fn f(x: i64) -> i64 {
+    x + 1
+}
+
+/// WORKLOADS.md's `task(n)`: sums `0..n` in a loop the compiler cannot fold.
+fn task(n: u64) -> u64 {
+    let mut s = 0u64;
+    for i in 0..n {
+        s = s.wrapping_add(std::hint::black_box(i));
+    }
+    s
+}
+
+/// `n` such that one native `task(n)` takes about 0.1 s on this machine
+/// (measured: about 0.25 ns per iteration in release).
+const CPU_N: u64 = 400_000_000;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn pool() -> Result<Pool, String> {
+    let pool = Pool::new(2).map_err(err)?;
+    // Warm-up: both workers up and every function named once.
+    pool.map(f, 0..1000, Some(1)).map_err(err)?;
+    Ok(pool)
+}
+
+fn finish(pool: Pool) -> Result<(), String> {
+    pool.close();
+    pool.join().map_err(err)
+}
+
+fn check_map(got: &[i64], n: i64) -> Result<(), String> {
+    if got.len() as i64 != n || got.iter().enumerate().any(|(i, v)| *v != i as i64 + 1) {
+        return Err(format!("wrong map result ({} items)", got.len()));
+    }
+    Ok(())
+}
+
+/// Creates `Pool(2)` and gets `apply(f, 1)` back; ms.
+pub(crate) fn startup(quick: bool) -> Result<Vec<f64>, String> {
+    let once = || -> Result<f64, String> {
+        let start = Instant::now();
+        let pool = Pool::new(2).map_err(err)?;
+        let r = pool.apply(f, 1).map_err(err)?;
+        let t = start.elapsed().as_secs_f64() * 1e3;
+        if r != 2 {
+            return Err(format!("apply(f, 1) gave {r}"));
+        }
+        finish(pool)?;
+        Ok(t)
+    };
+    once()?;
+    repeat(quick, once)
+}
+
+fn throughput(
+    quick: bool,
+    n: i64,
+    mut run: impl FnMut(&Pool) -> Result<Vec<i64>, String>,
+) -> Result<Vec<f64>, String> {
+    let pool = pool()?;
+    check_map(&run(&pool)?, n)?;
+    let samples = repeat(quick, || {
+        let start = Instant::now();
+        let got = run(&pool)?;
+        let t = start.elapsed().as_secs_f64();
+        check_map(&got, n)?;
+        Ok(n as f64 / t)
+    })?;
+    finish(pool)?;
+    Ok(samples)
+}
+
+/// `map(f, 0..100_000)` with the default chunksize; tasks/s.
+pub(crate) fn map_trivial(quick: bool) -> Result<Vec<f64>, String> {
+    throughput(quick, 100_000, |p| p.map(f, 0..100_000, None).map_err(err))
+}
+
+/// `map(f, 0..10_000, chunksize=1)`; tasks/s.
+pub(crate) fn map_trivial_chunksize1(quick: bool) -> Result<Vec<f64>, String> {
+    throughput(quick, 10_000, |p| p.map(f, 0..10_000, Some(1)).map_err(err))
+}
+
+/// 10,000 `apply_async(f, i)`, then every `get()`; tasks/s.
+pub(crate) fn apply_async(quick: bool) -> Result<Vec<f64>, String> {
+    throughput(quick, 10_000, |p| {
+        let rs = (0..10_000)
+            .map(|i| p.apply_async(f, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        rs.iter().map(|r| r.get().map_err(err)).collect()
+    })
+}
+
+/// `imap(f, 0..100_000, chunksize=64)` collected; tasks/s.
+pub(crate) fn imap(quick: bool) -> Result<Vec<f64>, String> {
+    throughput(quick, 100_000, |p| {
+        p.imap(f, 0..100_000, Some(64))
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)
+    })
+}
+
+/// The same with `imap_unordered` (sorted before the check, untimed).
+pub(crate) fn imap_unordered(quick: bool) -> Result<Vec<f64>, String> {
+    let pool = pool()?;
+    let run = |p: &Pool| -> Result<Vec<i64>, String> {
+        p.imap_unordered(f, 0..100_000, Some(64))
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)
+    };
+    let check = |mut got: Vec<i64>| {
+        got.sort_unstable();
+        check_map(&got, 100_000)
+    };
+    check(run(&pool)?)?;
+    let samples = repeat(quick, || {
+        let start = Instant::now();
+        let got = run(&pool)?;
+        let t = start.elapsed().as_secs_f64();
+        check(got)?;
+        Ok(100_000.0 / t)
+    })?;
+    finish(pool)?;
+    Ok(samples)
+}
+
+fn executor() -> Result<ProcessPoolExecutor, String> {
+    let ex = ProcessPoolExecutor::new(2).map_err(err)?;
+    let warm: Vec<i64> = ex
+        .map(f, 0..1000, Some(1), None)
+        .map_err(err)?
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
+    check_map(&warm, 1000)?;
+    Ok(ex)
+}
+
+fn executor_throughput(
+    quick: bool,
+    n: i64,
+    run: impl Fn(&ProcessPoolExecutor) -> Result<Vec<i64>, String>,
+) -> Result<Vec<f64>, String> {
+    let ex = executor()?;
+    check_map(&run(&ex)?, n)?;
+    let samples = repeat(quick, || {
+        let start = Instant::now();
+        let got = run(&ex)?;
+        let t = start.elapsed().as_secs_f64();
+        check_map(&got, n)?;
+        Ok(n as f64 / t)
+    })?;
+    ex.shutdown(true, false).map_err(err)?;
+    Ok(samples)
+}
+
+/// 10,000 `submit(f, i)`, then every `result()`; tasks/s.
+pub(crate) fn executor_submit(quick: bool) -> Result<Vec<f64>, String> {
+    executor_throughput(quick, 10_000, |ex| {
+        let fs = (0..10_000)
+            .map(|i| ex.submit(f, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        fs.iter().map(|x| x.result().map_err(err)).collect()
+    })
+}
+
+/// Executor `map(f, 0..100_000, chunksize=64)`; tasks/s.
+pub(crate) fn executor_map(quick: bool) -> Result<Vec<f64>, String> {
+    executor_throughput(quick, 100_000, |ex| {
+        ex.map(f, 0..100_000, Some(64), None)
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)
+    })
+}
+
+fn serial_seconds() -> Result<f64, String> {
+    let start = Instant::now();
+    let want = task(CPU_N);
+    for _ in 0..4 {
+        if task(CPU_N) != want {
+            return Err("task(n) is not deterministic".into());
+        }
+    }
+    // Five runs above (one check value); scale to the four of the workload.
+    Ok(start.elapsed().as_secs_f64() * 4.0 / 5.0)
+}
+
+fn check_sums(got: &[u64]) -> Result<(), String> {
+    let want = CPU_N * (CPU_N - 1) / 2;
+    if got.len() != 4 || got.iter().any(|s| *s != want) {
+        return Err(format!("wrong sums {got:?}"));
+    }
+    Ok(())
+}
+
+/// `task(n)` x4 serially, divided by the same four through `pool.map`.
+pub(crate) fn cpu_sum_speedup(quick: bool) -> Result<Vec<f64>, String> {
+    let pool = pool()?;
+    check_sums(&pool.map(task, [CPU_N; 4], None).map_err(err)?)?;
+    let samples = repeat(quick, || {
+        let serial = serial_seconds()?;
+        let start = Instant::now();
+        let got = pool.map(task, [CPU_N; 4], None).map_err(err)?;
+        let parallel = start.elapsed().as_secs_f64();
+        check_sums(&got)?;
+        Ok(serial / parallel)
+    })?;
+    finish(pool)?;
+    Ok(samples)
+}
+
+fn two_tasks(n: u64) -> Vec<u64> {
+    vec![task(n), task(n)]
+}
+
+/// The same four tasks in two raw forked processes (two each), no pool:
+/// this machine's parallel limit in this run.
+pub(crate) fn cpu_sum_speedup_limit(quick: bool) -> Result<Vec<f64>, String> {
+    let run = || -> Result<Vec<u64>, String> {
+        let mut ps: Vec<Process<Vec<u64>>> = (0..2)
+            .map(|_| Process::new(two_tasks, CPU_N).start_method(StartMethod::Fork))
+            .collect();
+        for p in &mut ps {
+            p.start().map_err(err)?;
+        }
+        let mut out = Vec::new();
+        for p in &mut ps {
+            out.extend(p.join().map_err(err)?);
+        }
+        Ok(out)
+    };
+    check_sums(&run()?)?;
+    repeat(quick, || {
+        let serial = serial_seconds()?;
+        let start = Instant::now();
+        let got = run()?;
+        let parallel = start.elapsed().as_secs_f64();
+        check_sums(&got)?;
+        Ok(serial / parallel)
+    })
+}

@@ -1,0 +1,901 @@
+//! The objects a server holds, and the operations on them.
+//!
+//! Every object keeps its state behind a `Mutex` with `Condvar`s for the
+//! blocking operations; a blocking operation blocks only the thread that
+//! serves the connection that asked. Lock ownership is by connection: one
+//! connection serves one thread of one client process, as in CPython.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::protocol::{Failure, Kind, Micros, Num, NumKind, Op, Response};
+
+/// A connection's identity, for lock ownership.
+pub(crate) type ConnId = u64;
+
+/// One shared object.
+#[derive(Debug)]
+pub(crate) enum Object {
+    Value(Mutex<Vec<u8>>),
+    Lock(LockObj),
+    Condition(CondObj),
+    Event(Mutex<bool>, Condvar),
+    Semaphore(SemObj),
+    Barrier(BarrierObj),
+    Queue(QueueObj),
+    Dict(Mutex<OrderedMap<Vec<u8>>>),
+    List(Mutex<Vec<Vec<u8>>>),
+    Namespace(Mutex<OrderedMap<String>>),
+}
+
+/// Locks a mutex, going on after a panic elsewhere (the server's objects
+/// hold plain data whose every state is valid).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn deadline(t: Micros) -> Option<Instant> {
+    t.map(|us| Instant::now() + Duration::from_micros(us))
+}
+
+/// Waits on `cv` until `done` holds or `deadline` passes; returns the guard
+/// and whether `done` holds.
+fn wait_until<'a, T>(
+    cv: &Condvar,
+    mut g: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+    mut done: impl FnMut(&mut T) -> bool,
+) -> (MutexGuard<'a, T>, bool) {
+    loop {
+        if done(&mut g) {
+            return (g, true);
+        }
+        match deadline {
+            None => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return (g, false);
+                }
+                g = cv
+                    .wait_timeout(g, d - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+    }
+}
+
+impl Object {
+    pub(crate) fn new(
+        kind: &Kind,
+        lock_of: impl Fn(u64) -> Option<Arc<Object>>,
+    ) -> Result<Object, Failure> {
+        Ok(match kind {
+            Kind::Value(v) => Object::Value(Mutex::new(v.clone())),
+            Kind::Lock => Object::Lock(LockObj::new(false)),
+            Kind::RLock => Object::Lock(LockObj::new(true)),
+            Kind::Condition(None) => {
+                Object::Condition(CondObj::new(Arc::new(Object::Lock(LockObj::new(true)))))
+            }
+            Kind::Condition(Some(id)) => {
+                let l = lock_of(*id).ok_or_else(|| Failure::NoSuchObject(format!("lock #{id}")))?;
+                if !matches!(*l, Object::Lock(_)) {
+                    return Err(Failure::WrongKind {
+                        expected: "lock".into(),
+                        found: "another kind".into(),
+                    });
+                }
+                Object::Condition(CondObj::new(l))
+            }
+            Kind::Event => Object::Event(Mutex::new(false), Condvar::new()),
+            Kind::Semaphore(n) => Object::Semaphore(SemObj::new(*n, None)),
+            Kind::BoundedSemaphore(n) => Object::Semaphore(SemObj::new(*n, Some(*n))),
+            Kind::Barrier(0) => {
+                return Err(Failure::BadValue(
+                    "a barrier needs at least one party".into(),
+                ));
+            }
+            Kind::Barrier(n) => Object::Barrier(BarrierObj::new(*n)),
+            Kind::Queue(max) => Object::Queue(QueueObj::new(*max)),
+            Kind::JoinableQueue(max) => Object::Queue(QueueObj::new(*max)),
+            Kind::Dict => Object::Dict(Mutex::new(OrderedMap::default())),
+            Kind::List => Object::List(Mutex::new(Vec::new())),
+            Kind::Namespace => Object::Namespace(Mutex::new(OrderedMap::default())),
+        })
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self {
+            Object::Value(_) => "value",
+            Object::Lock(l) if l.recursive => "rlock",
+            Object::Lock(_) => "lock",
+            Object::Condition(_) => "condition",
+            Object::Event(..) => "event",
+            Object::Semaphore(_) => "semaphore",
+            Object::Barrier(_) => "barrier",
+            Object::Queue(_) => "queue",
+            Object::Dict(_) => "dict",
+            Object::List(_) => "list",
+            Object::Namespace(_) => "namespace",
+        }
+    }
+
+    /// Runs `op` for connection `conn`; `held` is the set of locks this
+    /// connection holds, kept up to date for release on disconnect.
+    pub(crate) fn apply(
+        self: &Arc<Self>,
+        id: u64,
+        op: Op,
+        conn: ConnId,
+        held: &mut HeldLocks,
+    ) -> Response {
+        match self.try_apply(id, op, conn, held) {
+            Ok(r) => r,
+            Err(f) => Response::Failed(f),
+        }
+    }
+
+    fn try_apply(
+        self: &Arc<Self>,
+        id: u64,
+        op: Op,
+        conn: ConnId,
+        held: &mut HeldLocks,
+    ) -> Result<Response, Failure> {
+        let wrong = |expected: &str| Failure::WrongKind {
+            expected: expected.into(),
+            found: self.kind_name().into(),
+        };
+        match (&**self, op) {
+            (Object::Value(v), Op::Get) => Ok(Response::Bytes(lock(v).clone())),
+            (Object::Value(v), Op::Set(b)) => {
+                *lock(v) = b;
+                Ok(Response::Done)
+            }
+            (Object::Value(v), Op::FetchAdd(kind, delta)) => {
+                let mut g = lock(v);
+                let (old, new) = add(kind, &g, delta)?;
+                *g = new;
+                Ok(Response::Bytes(old))
+            }
+            (Object::Value(v), Op::CompareExchange(expected, new)) => {
+                let mut g = lock(v);
+                if *g == expected {
+                    let old = std::mem::replace(&mut *g, new);
+                    Ok(Response::Exchanged(true, old))
+                } else {
+                    Ok(Response::Exchanged(false, g.clone()))
+                }
+            }
+            (Object::Value(_), _) => Err(wrong("value")),
+
+            (Object::Lock(l), Op::Acquire { blocking, timeout }) => {
+                let got = l.acquire(conn, blocking, deadline(timeout));
+                if got {
+                    held.add(id, self);
+                }
+                Ok(Response::Bool(got))
+            }
+            (Object::Lock(l), Op::Release) => {
+                l.release(conn)?;
+                if !l.owned_by(conn) {
+                    held.remove(id);
+                }
+                Ok(Response::Done)
+            }
+            (Object::Lock(_), _) => Err(wrong("lock")),
+
+            (Object::Condition(c), Op::Acquire { blocking, timeout }) => {
+                let got = c.lock().acquire(conn, blocking, deadline(timeout));
+                if got {
+                    held.add(id, self);
+                }
+                Ok(Response::Bool(got))
+            }
+            (Object::Condition(c), Op::Release) => {
+                c.lock().release(conn)?;
+                if !c.lock().owned_by(conn) {
+                    held.remove(id);
+                }
+                Ok(Response::Done)
+            }
+            (Object::Condition(c), Op::Wait(t)) => c.wait(conn, deadline(t)).map(Response::Bool),
+            (Object::Condition(c), Op::Notify(n)) => c.notify(conn, n).map(|()| Response::Done),
+            (Object::Condition(c), Op::NotifyAll) => {
+                c.notify(conn, u64::MAX).map(|()| Response::Done)
+            }
+            (Object::Condition(_), _) => Err(wrong("condition")),
+
+            (Object::Event(flag, cv), Op::SetFlag) => {
+                *lock(flag) = true;
+                cv.notify_all();
+                Ok(Response::Done)
+            }
+            (Object::Event(flag, _), Op::ClearFlag) => {
+                *lock(flag) = false;
+                Ok(Response::Done)
+            }
+            (Object::Event(flag, _), Op::IsSet) => Ok(Response::Bool(*lock(flag))),
+            (Object::Event(flag, cv), Op::WaitFlag(t)) => {
+                let (_guard, set) = wait_until(cv, lock(flag), deadline(t), |f| *f);
+                Ok(Response::Bool(set))
+            }
+            (Object::Event(..), _) => Err(wrong("event")),
+
+            (Object::Semaphore(s), Op::SemAcquire { blocking, timeout }) => {
+                Ok(Response::Bool(s.acquire(blocking, deadline(timeout))))
+            }
+            (Object::Semaphore(s), Op::SemRelease) => s.release().map(|()| Response::Done),
+            (Object::Semaphore(s), Op::SemValue) => Ok(Response::Count(*lock(&s.value))),
+            (Object::Semaphore(_), _) => Err(wrong("semaphore")),
+
+            (Object::Barrier(b), Op::BarrierWait(t)) => b.wait(deadline(t)).map(Response::Count),
+            (Object::Barrier(b), Op::BarrierAbort) => {
+                b.abort();
+                Ok(Response::Done)
+            }
+            (Object::Barrier(b), Op::BarrierReset) => {
+                b.reset();
+                Ok(Response::Done)
+            }
+            (Object::Barrier(b), Op::BarrierState) => {
+                let g = lock(&b.state);
+                Ok(Response::Barrier {
+                    parties: b.parties,
+                    waiting: g.count,
+                    broken: g.broken,
+                })
+            }
+            (Object::Barrier(_), _) => Err(wrong("barrier")),
+
+            (
+                Object::Queue(q),
+                Op::Put {
+                    item,
+                    blocking,
+                    timeout,
+                },
+            ) => q
+                .put(item, blocking, deadline(timeout))
+                .map(|()| Response::Done),
+            (Object::Queue(q), Op::Take { blocking, timeout }) => {
+                q.take(blocking, deadline(timeout)).map(Response::Bytes)
+            }
+            (Object::Queue(q), Op::QueueLen) => {
+                Ok(Response::Count(lock(&q.state).items.len() as u64))
+            }
+            (Object::Queue(q), Op::TaskDone) => q.task_done().map(|()| Response::Done),
+            (Object::Queue(q), Op::JoinQueue(t)) => {
+                let (_guard, done) = wait_until(&q.all_done, lock(&q.state), deadline(t), |s| {
+                    s.unfinished == 0
+                });
+                if done {
+                    Ok(Response::Done)
+                } else {
+                    Err(Failure::Timeout)
+                }
+            }
+            (Object::Queue(_), _) => Err(wrong("queue")),
+
+            (Object::Dict(d), op) => dict_op(&mut lock(d), op).ok_or_else(|| wrong("dict")),
+            (Object::List(l), op) => {
+                list_op(&mut lock(l), op).unwrap_or_else(|| Err(wrong("list")))
+            }
+            (Object::Namespace(ns), op) => {
+                namespace_op(&mut lock(ns), op).unwrap_or_else(|| Err(wrong("namespace")))
+            }
+        }
+    }
+
+    /// Releases whatever `conn` holds of this lock (its connection ended).
+    pub(crate) fn release_all(&self, conn: ConnId) {
+        match self {
+            Object::Lock(l) => {
+                l.release_all(conn);
+            }
+            Object::Condition(c) => {
+                c.lock().release_all(conn);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The locks a connection holds, to release when it ends.
+#[derive(Debug, Default)]
+pub(crate) struct HeldLocks(HashMap<u64, Arc<Object>>);
+
+impl HeldLocks {
+    fn add(&mut self, id: u64, obj: &Arc<Object>) {
+        self.0.entry(id).or_insert_with(|| obj.clone());
+    }
+
+    fn remove(&mut self, id: u64) {
+        self.0.remove(&id);
+    }
+
+    /// Releases every lock still held by `conn`.
+    pub(crate) fn release_all(&mut self, conn: ConnId) {
+        for (_, obj) in self.0.drain() {
+            obj.release_all(conn);
+        }
+    }
+}
+
+/// A lock or rlock: an owner (connection) and a recursion count.
+#[derive(Debug)]
+pub(crate) struct LockObj {
+    recursive: bool,
+    state: Mutex<Option<(ConnId, u64)>>,
+    cv: Condvar,
+}
+
+impl LockObj {
+    fn new(recursive: bool) -> LockObj {
+        LockObj {
+            recursive,
+            state: Mutex::new(None),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self, conn: ConnId, blocking: bool, deadline: Option<Instant>) -> bool {
+        let mut g = lock(&self.state);
+        if let Some((owner, count)) = g.as_mut() {
+            if self.recursive && *owner == conn {
+                *count += 1;
+                return true;
+            }
+            if !blocking {
+                return false;
+            }
+        }
+        let (mut g, free) = wait_until(&self.cv, g, deadline, |s| s.is_none());
+        if free {
+            *g = Some((conn, 1));
+        }
+        free
+    }
+
+    fn owned_by(&self, conn: ConnId) -> bool {
+        matches!(*lock(&self.state), Some((o, _)) if o == conn)
+    }
+
+    fn release(&self, conn: ConnId) -> Result<(), Failure> {
+        let mut g = lock(&self.state);
+        match g.as_mut() {
+            None => return Err(Failure::Misuse("release unlocked lock".into())),
+            // A plain lock may be released by anyone, as in Python.
+            Some((owner, count)) if self.recursive => {
+                if *owner != conn {
+                    return Err(Failure::Misuse("cannot release un-acquired lock".into()));
+                }
+                *count -= 1;
+                if *count > 0 {
+                    return Ok(());
+                }
+            }
+            Some(_) => {}
+        }
+        *g = None;
+        drop(g);
+        self.cv.notify_one();
+        Ok(())
+    }
+
+    /// Releases the lock fully if `conn` owns it; returns the recursion
+    /// count it had.
+    fn release_all(&self, conn: ConnId) -> u64 {
+        let mut g = lock(&self.state);
+        match *g {
+            Some((owner, count)) if owner == conn => {
+                *g = None;
+                drop(g);
+                self.cv.notify_one();
+                count
+            }
+            _ => 0,
+        }
+    }
+
+    fn restore(&self, conn: ConnId, count: u64) {
+        let (mut g, _) = wait_until(&self.cv, lock(&self.state), None, |s| s.is_none());
+        *g = Some((conn, count.max(1)));
+    }
+}
+
+/// A condition variable over a lock, with Python's notify order (first
+/// come, first notified).
+#[derive(Debug)]
+pub(crate) struct CondObj {
+    lock: Arc<Object>,
+    state: Mutex<CondState>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct CondState {
+    next: u64,
+    waiting: VecDeque<u64>,
+    notified: HashSet<u64>,
+}
+
+impl CondObj {
+    fn new(lock: Arc<Object>) -> CondObj {
+        CondObj {
+            lock,
+            state: Mutex::new(CondState::default()),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> &LockObj {
+        match &*self.lock {
+            Object::Lock(l) => l,
+            _ => unreachable!("checked at creation"),
+        }
+    }
+
+    fn wait(&self, conn: ConnId, deadline: Option<Instant>) -> Result<bool, Failure> {
+        if !self.lock().owned_by(conn) {
+            return Err(Failure::Misuse("cannot wait on un-acquired lock".into()));
+        }
+        let token = {
+            let mut s = lock(&self.state);
+            s.next += 1;
+            let t = s.next;
+            s.waiting.push_back(t);
+            t
+        };
+        let count = self.lock().release_all(conn);
+        let (mut s, notified) = wait_until(&self.cv, lock(&self.state), deadline, |s| {
+            s.notified.contains(&token)
+        });
+        if notified {
+            s.notified.remove(&token);
+        } else {
+            s.waiting.retain(|&t| t != token);
+        }
+        drop(s);
+        self.lock().restore(conn, count);
+        Ok(notified)
+    }
+
+    fn notify(&self, conn: ConnId, n: u64) -> Result<(), Failure> {
+        if !self.lock().owned_by(conn) {
+            return Err(Failure::Misuse("cannot notify on un-acquired lock".into()));
+        }
+        let mut s = lock(&self.state);
+        let mut n = n;
+        while n > 0 {
+            let Some(t) = s.waiting.pop_front() else {
+                break;
+            };
+            s.notified.insert(t);
+            n -= 1;
+        }
+        drop(s);
+        self.cv.notify_all();
+        Ok(())
+    }
+}
+
+/// A counting semaphore, bounded or not.
+#[derive(Debug)]
+pub(crate) struct SemObj {
+    value: Mutex<u64>,
+    bound: Option<u64>,
+    cv: Condvar,
+}
+
+impl SemObj {
+    fn new(value: u64, bound: Option<u64>) -> SemObj {
+        SemObj {
+            value: Mutex::new(value),
+            bound,
+            cv: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self, blocking: bool, deadline: Option<Instant>) -> bool {
+        let g = lock(&self.value);
+        if *g == 0 && !blocking {
+            return false;
+        }
+        let (mut g, ok) = wait_until(&self.cv, g, deadline, |v| *v > 0);
+        if ok {
+            *g -= 1;
+        }
+        ok
+    }
+
+    fn release(&self) -> Result<(), Failure> {
+        let mut g = lock(&self.value);
+        if self.bound.is_some_and(|b| *g >= b) {
+            return Err(Failure::Misuse("semaphore released too many times".into()));
+        }
+        *g += 1;
+        drop(g);
+        self.cv.notify_one();
+        Ok(())
+    }
+}
+
+/// Python's `threading.Barrier` without an action (no code crosses the
+/// wire).
+#[derive(Debug)]
+pub(crate) struct BarrierObj {
+    parties: u64,
+    state: Mutex<BarrierState>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct BarrierState {
+    count: u64,
+    generation: u64,
+    broken: bool,
+}
+
+impl BarrierObj {
+    fn new(parties: u64) -> BarrierObj {
+        BarrierObj {
+            parties,
+            state: Mutex::new(BarrierState::default()),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn wait(&self, deadline: Option<Instant>) -> Result<u64, Failure> {
+        let mut g = lock(&self.state);
+        if g.broken {
+            return Err(Failure::BrokenBarrier);
+        }
+        let index = g.count;
+        g.count += 1;
+        if g.count == self.parties {
+            g.count = 0;
+            g.generation += 1;
+            drop(g);
+            self.cv.notify_all();
+            return Ok(index);
+        }
+        let generation = g.generation;
+        let (mut g, passed) = wait_until(&self.cv, g, deadline, |s| {
+            s.generation != generation || s.broken
+        });
+        if g.generation != generation {
+            return Ok(index);
+        }
+        if !passed {
+            // A timeout breaks the barrier for everyone, as in Python.
+            g.broken = true;
+            g.count = g.count.saturating_sub(1);
+            drop(g);
+            self.cv.notify_all();
+        }
+        Err(Failure::BrokenBarrier)
+    }
+
+    fn abort(&self) {
+        lock(&self.state).broken = true;
+        self.cv.notify_all();
+    }
+
+    fn reset(&self) {
+        let mut g = lock(&self.state);
+        if g.count > 0 {
+            // Waiters see the barrier broken; later ones find it fresh.
+            g.broken = true;
+            drop(g);
+            self.cv.notify_all();
+            g = lock(&self.state);
+        }
+        g.count = 0;
+        g.generation += 1;
+        g.broken = false;
+    }
+}
+
+/// A FIFO queue with an optional bound and a count of unfinished tasks.
+#[derive(Debug)]
+pub(crate) struct QueueObj {
+    state: Mutex<QueueState>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    all_done: Condvar,
+}
+
+#[derive(Debug)]
+struct QueueState {
+    items: VecDeque<Vec<u8>>,
+    maxsize: u64,
+    unfinished: u64,
+}
+
+impl QueueObj {
+    fn new(maxsize: u64) -> QueueObj {
+        QueueObj {
+            state: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                maxsize,
+                unfinished: 0,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            all_done: Condvar::new(),
+        }
+    }
+
+    fn put(&self, item: Vec<u8>, blocking: bool, deadline: Option<Instant>) -> Result<(), Failure> {
+        let g = lock(&self.state);
+        let full = |s: &mut QueueState| s.maxsize > 0 && s.items.len() as u64 >= s.maxsize;
+        let mut g = g;
+        if full(&mut g) {
+            if !blocking {
+                return Err(Failure::Full);
+            }
+            let (g2, room) = wait_until(&self.not_full, g, deadline, |s| !full(s));
+            if !room {
+                return Err(Failure::Full);
+            }
+            g = g2;
+        }
+        g.items.push_back(item);
+        g.unfinished += 1;
+        drop(g);
+        self.not_empty.notify_one();
+        Ok(())
+    }
+
+    fn take(&self, blocking: bool, deadline: Option<Instant>) -> Result<Vec<u8>, Failure> {
+        let mut g = lock(&self.state);
+        if g.items.is_empty() {
+            if !blocking {
+                return Err(Failure::Empty);
+            }
+            let (g2, some) = wait_until(&self.not_empty, g, deadline, |s| !s.items.is_empty());
+            if !some {
+                return Err(Failure::Empty);
+            }
+            g = g2;
+        }
+        let item = g.items.pop_front().expect("not empty");
+        drop(g);
+        self.not_full.notify_one();
+        Ok(item)
+    }
+
+    fn task_done(&self) -> Result<(), Failure> {
+        let mut g = lock(&self.state);
+        if g.unfinished == 0 {
+            return Err(Failure::Misuse("task_done() called too many times".into()));
+        }
+        g.unfinished -= 1;
+        if g.unfinished == 0 {
+            self.all_done.notify_all();
+        }
+        Ok(())
+    }
+}
+
+/// A map that keeps insertion order, as Python's dict does.
+#[derive(Debug)]
+pub(crate) struct OrderedMap<K> {
+    entries: Vec<Option<(K, Vec<u8>)>>,
+    index: HashMap<K, usize>,
+    live: usize,
+}
+
+impl<K> Default for OrderedMap<K> {
+    fn default() -> Self {
+        OrderedMap {
+            entries: Vec::new(),
+            index: HashMap::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> OrderedMap<K> {
+    fn get(&self, k: &K) -> Option<&Vec<u8>> {
+        self.index
+            .get(k)
+            .and_then(|&i| self.entries[i].as_ref())
+            .map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, k: K, v: Vec<u8>) -> Option<Vec<u8>> {
+        if let Some(&i) = self.index.get(&k) {
+            let slot = self.entries[i].as_mut().expect("indexed entries are live");
+            return Some(std::mem::replace(&mut slot.1, v));
+        }
+        self.index.insert(k.clone(), self.entries.len());
+        self.entries.push(Some((k, v)));
+        self.live += 1;
+        None
+    }
+
+    fn remove(&mut self, k: &K) -> Option<Vec<u8>> {
+        let i = self.index.remove(k)?;
+        let (_, v) = self.entries[i].take()?;
+        self.live -= 1;
+        // Compact once holes outnumber entries, keeping removal amortised O(1).
+        if self.entries.len() > 32 && self.live * 2 < self.entries.len() {
+            self.entries.retain(Option::is_some);
+            for (j, e) in self.entries.iter().enumerate() {
+                let (key, _) = e.as_ref().expect("retained");
+                self.index.insert(key.clone(), j);
+            }
+        }
+        Some(v)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &Vec<u8>)> {
+        self.entries.iter().flatten().map(|(k, v)| (k, v))
+    }
+
+    fn clear(&mut self) {
+        *self = OrderedMap {
+            entries: Vec::new(),
+            index: HashMap::new(),
+            live: 0,
+        };
+    }
+}
+
+fn dict_op(d: &mut OrderedMap<Vec<u8>>, op: Op) -> Option<Response> {
+    Some(match op {
+        Op::DictGet(k) => Response::MaybeBytes(d.get(&k).cloned()),
+        Op::DictInsert(k, v) => Response::MaybeBytes(d.insert(k, v)),
+        Op::DictContains(k) => Response::Bool(d.get(&k).is_some()),
+        Op::DictRemove(k) => Response::MaybeBytes(d.remove(&k)),
+        Op::DictLen => Response::Count(d.live as u64),
+        Op::DictItems => Response::Pairs(d.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Op::DictUpdate(pairs) => {
+            for (k, v) in pairs {
+                d.insert(k, v);
+            }
+            Response::Done
+        }
+        Op::DictSetDefault(k, v) => match d.get(&k) {
+            Some(cur) => Response::Bytes(cur.clone()),
+            None => {
+                d.insert(k, v.clone());
+                Response::Bytes(v)
+            }
+        },
+        Op::DictClear => {
+            d.clear();
+            Response::Done
+        }
+        _ => return None,
+    })
+}
+
+/// Python's index rules: negative counts from the end.
+fn index(len: usize, i: i64) -> Result<usize, Failure> {
+    let j = if i < 0 { len as i64 + i } else { i };
+    if j < 0 || j as usize >= len {
+        return Err(Failure::NotFound(format!(
+            "list index {i} out of range for length {len}"
+        )));
+    }
+    Ok(j as usize)
+}
+
+fn list_op(l: &mut Vec<Vec<u8>>, op: Op) -> Option<Result<Response, Failure>> {
+    Some(match op {
+        Op::ListPush(v) => {
+            l.push(v);
+            Ok(Response::Done)
+        }
+        Op::ListPop(None) => l
+            .pop()
+            .map(Response::Bytes)
+            .ok_or_else(|| Failure::NotFound("pop from empty list".into())),
+        Op::ListPop(Some(i)) => index(l.len(), i).map(|j| Response::Bytes(l.remove(j))),
+        Op::ListInsert(i, v) => {
+            // Python clamps insert positions instead of failing.
+            let len = l.len() as i64;
+            let j = if i < 0 { (len + i).max(0) } else { i.min(len) };
+            l.insert(j as usize, v);
+            Ok(Response::Done)
+        }
+        Op::ListGet(i) => index(l.len(), i).map(|j| Response::Bytes(l[j].clone())),
+        Op::ListSet(i, v) => index(l.len(), i).map(|j| {
+            l[j] = v;
+            Response::Done
+        }),
+        Op::ListLen => Ok(Response::Count(l.len() as u64)),
+        Op::ListExtend(vs) => {
+            l.extend(vs);
+            Ok(Response::Done)
+        }
+        Op::ListSnapshot => Ok(Response::Items(l.clone())),
+        Op::ListClear => {
+            l.clear();
+            Ok(Response::Done)
+        }
+        _ => return None,
+    })
+}
+
+fn namespace_op(ns: &mut OrderedMap<String>, op: Op) -> Option<Result<Response, Failure>> {
+    Some(match op {
+        Op::AttrGet(name) => ns.get(&name).cloned().map(Response::Bytes).ok_or_else(|| {
+            Failure::NotFound(format!("'Namespace' object has no attribute '{name}'"))
+        }),
+        Op::AttrSet(name, v) => {
+            ns.insert(name, v);
+            Ok(Response::Done)
+        }
+        Op::AttrDel(name) => ns.remove(&name).map(|_| Response::Done).ok_or_else(|| {
+            Failure::NotFound(format!("'Namespace' object has no attribute '{name}'"))
+        }),
+        Op::AttrSnapshot => Ok(Response::Attrs(
+            ns.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        )),
+        _ => return None,
+    })
+}
+
+/// Adds `delta` to the value stored as `kind`; returns (old, new) bytes.
+fn add(kind: NumKind, stored: &[u8], delta: Num) -> Result<(Vec<u8>, Vec<u8>), Failure> {
+    fn bad(e: impl std::fmt::Display) -> Failure {
+        Failure::BadValue(format!("the value does not hold that number type: {e}"))
+    }
+    macro_rules! int {
+        ($t:ty) => {{
+            let cur: $t = postcard::from_bytes(stored).map_err(bad)?;
+            let Num::Int(d) = delta else {
+                return Err(bad("a float delta for an integer value"));
+            };
+            // Wrapping, like the atomics of std.
+            let new = (cur as i128).wrapping_add(d) as $t;
+            (
+                postcard::to_stdvec(&cur).map_err(bad)?,
+                postcard::to_stdvec(&new).map_err(bad)?,
+            )
+        }};
+    }
+    macro_rules! float {
+        ($t:ty) => {{
+            let cur: $t = postcard::from_bytes(stored).map_err(bad)?;
+            let d = match delta {
+                Num::Float(f) => f,
+                Num::Int(i) => i as f64,
+            };
+            let new = (cur as f64 + d) as $t;
+            (
+                postcard::to_stdvec(&cur).map_err(bad)?,
+                postcard::to_stdvec(&new).map_err(bad)?,
+            )
+        }};
+    }
+    Ok(match kind {
+        NumKind::I8 => int!(i8),
+        NumKind::I16 => int!(i16),
+        NumKind::I32 => int!(i32),
+        NumKind::I64 => int!(i64),
+        NumKind::U8 => int!(u8),
+        NumKind::U16 => int!(u16),
+        NumKind::U32 => int!(u32),
+        NumKind::U64 => int!(u64),
+        NumKind::F32 => float!(f32),
+        NumKind::F64 => float!(f64),
+    })
+}
+
+/// Hands out object and connection ids.
+#[derive(Debug, Default)]
+pub(crate) struct Ids(AtomicU64);
+
+impl Ids {
+    pub(crate) fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}

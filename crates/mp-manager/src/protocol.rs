@@ -1,0 +1,217 @@
+//! The wire protocol between proxies and the server: one request, one
+//! response, in order, on an authenticated `mp_ipc::Connection`.
+//!
+//! Only data crosses: values travel as postcard bytes that the server
+//! stores without knowing their types (it compares dict keys by their
+//! bytes), plus a few numeric kinds it can add to. No request can make the
+//! server run code of the client's choosing.
+
+use serde::{Deserialize, Serialize};
+
+/// A request from a proxy.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Makes a new object; the reply is its id.
+    Create(Kind),
+    /// Finds an object registered under a name; the reply is its id and kind.
+    Lookup(String),
+    /// An operation on an object.
+    Op(u64, Op),
+    /// Drops the client's interest in an object (objects live as long as
+    /// the server in this version; kept for protocol stability).
+    Ping,
+    /// Asks the server to stop.
+    Shutdown,
+}
+
+/// What kind of object to create, with its initial state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Kind {
+    Value(Vec<u8>),
+    Lock,
+    RLock,
+    /// A condition over an existing lock (or rlock) object, or over a new lock.
+    Condition(Option<u64>),
+    Event,
+    Semaphore(u64),
+    BoundedSemaphore(u64),
+    Barrier(u64),
+    Queue(u64),
+    JoinableQueue(u64),
+    Dict,
+    List,
+    Namespace,
+}
+
+impl Kind {
+    /// The kind's name, for type checks and messages.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Kind::Value(_) => "value",
+            Kind::Lock => "lock",
+            Kind::RLock => "rlock",
+            Kind::Condition(_) => "condition",
+            Kind::Event => "event",
+            Kind::Semaphore(_) => "semaphore",
+            Kind::BoundedSemaphore(_) => "bounded semaphore",
+            Kind::Barrier(_) => "barrier",
+            Kind::Queue(_) => "queue",
+            Kind::JoinableQueue(_) => "joinable queue",
+            Kind::Dict => "dict",
+            Kind::List => "list",
+            Kind::Namespace => "namespace",
+        }
+    }
+}
+
+/// A timeout in microseconds; `None` waits as long as it takes.
+pub(crate) type Micros = Option<u64>;
+
+/// An operation on one object.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Op {
+    // Value.
+    Get,
+    Set(Vec<u8>),
+    FetchAdd(NumKind, Num),
+    CompareExchange(Vec<u8>, Vec<u8>),
+    // Lock, RLock, Condition's lock.
+    Acquire {
+        blocking: bool,
+        timeout: Micros,
+    },
+    Release,
+    // Condition.
+    Wait(Micros),
+    Notify(u64),
+    NotifyAll,
+    // Event.
+    SetFlag,
+    ClearFlag,
+    IsSet,
+    WaitFlag(Micros),
+    // Semaphore.
+    SemAcquire {
+        blocking: bool,
+        timeout: Micros,
+    },
+    SemRelease,
+    SemValue,
+    // Barrier.
+    BarrierWait(Micros),
+    BarrierAbort,
+    BarrierReset,
+    BarrierState,
+    // Queue.
+    Put {
+        item: Vec<u8>,
+        blocking: bool,
+        timeout: Micros,
+    },
+    Take {
+        blocking: bool,
+        timeout: Micros,
+    },
+    QueueLen,
+    TaskDone,
+    JoinQueue(Micros),
+    // Dict.
+    DictGet(Vec<u8>),
+    DictInsert(Vec<u8>, Vec<u8>),
+    DictContains(Vec<u8>),
+    DictRemove(Vec<u8>),
+    DictLen,
+    DictItems,
+    DictUpdate(Vec<(Vec<u8>, Vec<u8>)>),
+    DictSetDefault(Vec<u8>, Vec<u8>),
+    DictClear,
+    // List.
+    ListPush(Vec<u8>),
+    ListPop(Option<i64>),
+    ListInsert(i64, Vec<u8>),
+    ListGet(i64),
+    ListSet(i64, Vec<u8>),
+    ListLen,
+    ListExtend(Vec<Vec<u8>>),
+    ListSnapshot,
+    ListClear,
+    // Namespace.
+    AttrGet(String),
+    AttrSet(String, Vec<u8>),
+    AttrDel(String),
+    AttrSnapshot,
+}
+
+/// The numeric types a value can be added to on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum NumKind {
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    F32,
+    F64,
+}
+
+/// A number, wide enough for every [`NumKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+/// The server's reply.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Response {
+    Done,
+    Id(u64, Kind),
+    Bytes(Vec<u8>),
+    MaybeBytes(Option<Vec<u8>>),
+    Bool(bool),
+    Count(u64),
+    Items(Vec<Vec<u8>>),
+    Pairs(Vec<(Vec<u8>, Vec<u8>)>),
+    Attrs(Vec<(String, Vec<u8>)>),
+    Barrier {
+        parties: u64,
+        waiting: u64,
+        broken: bool,
+    },
+    /// The outcome of a compare-and-exchange: whether it swapped, and the
+    /// value found.
+    Exchanged(bool, Vec<u8>),
+    Failed(Failure),
+}
+
+/// Why the server refused or failed an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    /// No object with that id or name.
+    NoSuchObject(String),
+    /// The operation does not apply to the object's kind.
+    WrongKind {
+        expected: String,
+        found: String,
+    },
+    /// A timed wait ran out.
+    Timeout,
+    /// `put` on a full queue without waiting, `get` on an empty one.
+    Full,
+    Empty,
+    /// Release of a lock not held, a bounded semaphore released too often,
+    /// one `task_done` too many.
+    Misuse(String),
+    /// The barrier is broken.
+    BrokenBarrier,
+    /// An index out of range, a missing key or attribute.
+    NotFound(String),
+    /// The value cannot take that operation (wrong numeric type, bytes that
+    /// do not decode).
+    BadValue(String),
+    /// The server is shutting down.
+    ShuttingDown,
+}

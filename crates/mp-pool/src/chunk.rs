@@ -1,0 +1,112 @@
+//! How the items and results of a chunk (`map`, `imap`) are encoded: in
+//! postcard, mp-process's wire format, but through postcard's `to_extend`
+//! flavor, which is about 2.5x faster than `mp_process::encode` (its
+//! `to_stdvec` flavor) on many small items: 21 us instead of 56 us for
+//! 12,500 `i64`s. At `map(f, 0..100_000)` that is most of the CPU time the
+//! parent and the workers spend per call.
+//!
+//! Arguments: [`encode_items`] makes exactly the bytes of
+//! `mp_process::encode(&items)`, so the worker decodes `Vec<A>` unchanged.
+//! Results: the worker encodes a function's result with
+//! `mp_process::encode`, which the pool cannot change; so the chunk
+//! function returns [`Packed`], whose `Serialize` encodes the results
+//! quickly into one byte string that the slow flavor then copies in one
+//! piece.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde::ser::{self, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind};
+
+/// Encodes a chunk's items; the bytes are those of `mp_process::encode`.
+pub(crate) fn encode_items<A: Serialize>(items: &[A]) -> Result<Vec<u8>, Error> {
+    fast_encode(items)
+        .map_err(|e| Error::new(ErrorKind::Serialization, format!("cannot encode: {e}")))
+}
+
+fn fast_encode<T: Serialize + ?Sized>(v: &T) -> postcard::Result<Vec<u8>> {
+    postcard::to_extend(v, Vec::new())
+}
+
+/// A chunk's results, travelling as one postcard byte string that holds
+/// the encoded `Vec<R>`.
+pub(crate) struct Packed<R>(pub(crate) Vec<R>);
+
+impl<R: Serialize> Serialize for Packed<R> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = fast_encode(&self.0).map_err(ser::Error::custom)?;
+        s.serialize_bytes(&bytes)
+    }
+}
+
+impl<'de, R: DeserializeOwned> Deserialize<'de> for Packed<R> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bytes<R>(PhantomData<fn() -> R>);
+
+        impl<R: DeserializeOwned> Visitor<'_> for Bytes<R> {
+            type Value = Packed<R>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the encoded results of a chunk")
+            }
+
+            fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Packed<R>, E> {
+                let mut out = Vec::new();
+                let mut de = postcard::Deserializer::from_bytes(b);
+                Extend(&mut out).deserialize(&mut de).map_err(E::custom)?;
+                Ok(Packed(out))
+            }
+        }
+
+        d.deserialize_bytes(Bytes(PhantomData))
+    }
+}
+
+/// Decodes a chunk's results, as the worker sent them, onto the end of
+/// `out`: decoding straight into the caller's vector saves a copy of every
+/// result and an allocation per chunk.
+pub(crate) fn decode_results_into<R: DeserializeOwned>(
+    blob: &[u8],
+    out: &mut Vec<R>,
+) -> Result<(), Error> {
+    let bad =
+        |e: postcard::Error| Error::new(ErrorKind::Serialization, format!("cannot decode: {e}"));
+    let inner: &[u8] = postcard::from_bytes(blob).map_err(bad)?;
+    let mut de = postcard::Deserializer::from_bytes(inner);
+    Extend(out).deserialize(&mut de).map_err(bad)
+}
+
+/// Decodes a sequence onto the end of a vector (what `Vec<R>`'s
+/// `Deserialize` does into a new vector).
+struct Extend<'a, R>(&'a mut Vec<R>);
+
+impl<'de, R: DeserializeOwned> DeserializeSeed<'de> for Extend<'_, R> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, R: DeserializeOwned> Visitor<'de> for Extend<'_, R> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of results")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        // A corrupt length must not reserve memory beyond reason (serde's
+        // own bound for `Vec`).
+        let cap = (1 << 20) / std::mem::size_of::<R>().max(1);
+        self.0.reserve(seq.size_hint().unwrap_or(0).min(cap));
+        while let Some(x) = seq.next_element()? {
+            self.0.push(x);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,901 @@
+//! The process pool's engine: the task queue, the workers and the threads
+//! that drive them. `Pool` and `ProcessPoolExecutor` are thin fronts on it.
+//!
+//! Threads (per pool): a supervisor that owns the worker processes (starts,
+//! reaps, replaces and kills them, and checks every 200 ms that they are
+//! alive); per worker a writer, which writes queued frames to the worker's
+//! socket in batches, and a reader, which reads result batches and hands
+//! them to their sinks; and the callback thread (see `result`). All share
+//! one `State` behind a mutex; whoever changes it (a submitter, a reader,
+//! the supervisor) also moves queued tasks to workers with room (`pump`).
+
+use std::any::TypeId;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufReader, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mp_process::{Process, RawFunction, SharedFd, StartMethod};
+
+use crate::error::{Error, ErrorKind, WireError};
+use crate::result::{Blob, CallbackThread, Callbacks, Sink, lock};
+use crate::wire::{self, Cursor};
+use crate::worker::{WorkerArgs, worker_main};
+
+/// A worker may have this many bytes of unstarted arguments queued.
+const BYTE_BUDGET: usize = 1 << 20;
+/// Run-ahead per worker: enough queued tasks to cover about this much of
+/// the worker's time, so that it never idles on the round trip.
+const RUN_AHEAD_NS: f64 = 2_000_000.0;
+const MAX_RUN_AHEAD: usize = 512;
+/// How often the supervisor checks that workers are alive (a worker's
+/// socket may stay open in another process forked meanwhile, hiding its
+/// death from the reader).
+const SWEEP: Duration = Duration::from_millis(200);
+
+/// How the pool is set up.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) init: Option<(RawFunction, Vec<u8>)>,
+    pub(crate) max_tasks: Option<u64>,
+    pub(crate) method: Option<StartMethod>,
+    /// Executor semantics: a dead worker breaks the pool.
+    pub(crate) break_on_death: bool,
+}
+
+/// A function reference: its type's id, and how to name it the first time.
+pub(crate) struct FuncKey<'a> {
+    pub(crate) id: TypeId,
+    pub(crate) make: &'a dyn Fn() -> Result<RawFunction, mp_process::Error>,
+}
+
+/// One task to submit: encoded argument, and where its outcome goes.
+pub(crate) struct Job {
+    pub(crate) args: Vec<u8>,
+    pub(crate) sink: Arc<dyn Sink>,
+    pub(crate) index: usize,
+}
+
+struct Task {
+    fid: u32,
+    args: Vec<u8>,
+    sink: Arc<dyn Sink>,
+    index: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Status {
+    Running,
+    Closed,
+    Terminated,
+}
+
+struct State {
+    status: Status,
+    /// Set when the pool can no longer run tasks (a failed initializer, a
+    /// broken executor, workers that cannot start): every task fails so.
+    broken: Option<Error>,
+    queue: VecDeque<Task>,
+    workers: Vec<Slot>,
+    /// Tasks submitted and not yet complete (queued or outstanding).
+    pending: usize,
+    funcs: Vec<RawFunction>,
+    by_type: HashMap<TypeId, u32>,
+    /// The supervisor has ended: every worker is gone.
+    finished: bool,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u64,
+    outbox: Option<Arc<Outbox>>,
+    /// Tasks sent to the worker, oldest first; the first is the one it runs.
+    outstanding: VecDeque<Task>,
+    out_bytes: usize,
+    known: Vec<bool>,
+    avg_ns: Option<f64>,
+    assigned: u64,
+    accepting: bool,
+}
+
+impl Slot {
+    fn cap(&self) -> usize {
+        match self.avg_ns {
+            None => 2,
+            Some(a) => ((RUN_AHEAD_NS / a.max(1.0)) as usize).clamp(2, MAX_RUN_AHEAD),
+        }
+    }
+
+    fn can_take(&self, size: usize, max_tasks: Option<u64>) -> bool {
+        self.accepting
+            && self.outstanding.len() < self.cap()
+            && (self.outstanding.is_empty() || self.out_bytes + size <= BYTE_BUDGET)
+            && max_tasks.is_none_or(|m| self.assigned < m)
+    }
+}
+
+/// A worker's queue of bytes to write, drained by its writer thread.
+struct Outbox {
+    state: Mutex<OutboxState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    buf: Vec<u8>,
+    closed: bool,
+    waiting: bool,
+}
+
+impl Outbox {
+    fn push(&self, f: impl FnOnce(&mut Vec<u8>)) {
+        let mut st = lock(&self.state);
+        if st.closed {
+            return;
+        }
+        f(&mut st.buf);
+        let wake = st.waiting;
+        drop(st);
+        if wake {
+            self.cv.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.cv.notify_one();
+    }
+}
+
+enum SupMsg {
+    Exited { slot: usize, generation: u64 },
+    Wake,
+    Terminate,
+}
+
+/// What the threads share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    cv: Condvar,
+    config: Config,
+    sup_tx: Mutex<mpsc::Sender<SupMsg>>,
+    callbacks: Weak<Callbacks>,
+}
+
+/// The engine: the pool's handle on its threads.
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+    callbacks: Mutex<CallbackThread>,
+}
+
+type Done = Vec<(Arc<dyn Sink>, usize, Blob)>;
+
+fn deliver(done: Done) {
+    for (sink, index, blob) in done {
+        sink.complete(index, blob);
+    }
+}
+
+impl Engine {
+    /// Starts the supervisor, which starts the workers; fails if any fails
+    /// to start (the others are killed).
+    pub(crate) fn start(config: Config) -> Result<Engine, Error> {
+        if config.processes == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "number of processes must be at least 1",
+            ));
+        }
+        if config.max_tasks == Some(0) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "maxtasksperchild must be at least 1",
+            ));
+        }
+        let callbacks = CallbackThread::start()?;
+        let (sup_tx, sup_rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                status: Status::Running,
+                broken: None,
+                queue: VecDeque::new(),
+                workers: (0..config.processes).map(|_| Slot::default()).collect(),
+                pending: 0,
+                funcs: Vec::new(),
+                by_type: HashMap::new(),
+                finished: false,
+            }),
+            cv: Condvar::new(),
+            config,
+            sup_tx: Mutex::new(sup_tx),
+            callbacks: callbacks.handle(),
+        });
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let sup_shared = shared.clone();
+        let supervisor = std::thread::Builder::new()
+            .name("mp-pool-supervisor".into())
+            .spawn(move || Supervisor::run(sup_shared, sup_rx, ready_tx))
+            .map_err(|e| Error::new(ErrorKind::Process, format!("cannot start a thread: {e}")))?;
+        let engine = Engine {
+            shared,
+            supervisor: Mutex::new(Some(supervisor)),
+            callbacks: Mutex::new(callbacks),
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(engine),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::new(
+                ErrorKind::Process,
+                "the pool's supervisor ended while starting workers",
+            )),
+        }
+    }
+
+    pub(crate) fn processes(&self) -> usize {
+        self.shared.config.processes
+    }
+
+    pub(crate) fn callbacks(&self) -> Weak<Callbacks> {
+        self.shared.callbacks.clone()
+    }
+
+    pub(crate) fn submit(&self, func: FuncKey<'_>, jobs: Vec<Job>) -> Result<(), Error> {
+        let mut st = lock(&self.shared.state);
+        if st.status != Status::Running {
+            return Err(Error::not_running());
+        }
+        if let Some(e) = &st.broken {
+            return Err(e.clone());
+        }
+        let fid = match st.by_type.get(&func.id) {
+            Some(&fid) => fid,
+            None => {
+                let raw = (func.make)()?;
+                let fid = st.funcs.len() as u32;
+                st.funcs.push(raw);
+                st.by_type.insert(func.id, fid);
+                fid
+            }
+        };
+        st.pending += jobs.len();
+        st.queue.extend(jobs.into_iter().map(|j| Task {
+            fid,
+            args: j.args,
+            sink: j.sink,
+            index: j.index,
+        }));
+        self.shared.pump(&mut st);
+        Ok(())
+    }
+
+    /// Removes a task that no worker has received yet; whether it did.
+    pub(crate) fn cancel(&self, sink: &Arc<dyn Sink>) -> bool {
+        let mut st = lock(&self.shared.state);
+        let Some(pos) = st.queue.iter().position(|t| Arc::ptr_eq(&t.sink, sink)) else {
+            return false;
+        };
+        let task = st.queue.remove(pos).expect("present");
+        st.pending -= 1;
+        self.shared.after_completion(&mut st);
+        drop(st);
+        task.sink.complete(
+            task.index,
+            Err(Error::new(ErrorKind::Cancelled, "the future was cancelled")),
+        );
+        true
+    }
+
+    /// Cancels every task that no worker has received yet.
+    pub(crate) fn cancel_queued(&self) {
+        let mut st = lock(&self.shared.state);
+        let tasks: Vec<Task> = st.queue.drain(..).collect();
+        st.pending -= tasks.len();
+        self.shared.after_completion(&mut st);
+        drop(st);
+        for t in tasks {
+            t.sink.complete(
+                t.index,
+                Err(Error::new(ErrorKind::Cancelled, "the future was cancelled")),
+            );
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let mut st = lock(&self.shared.state);
+        if st.status == Status::Running {
+            st.status = Status::Closed;
+            self.shared.after_completion(&mut st);
+        }
+    }
+
+    /// Kills the workers and fails every unfinished task; returns when the
+    /// workers are reaped.
+    pub(crate) fn terminate(&self) {
+        let mut st = lock(&self.shared.state);
+        let first = st.status != Status::Terminated;
+        st.status = Status::Terminated;
+        let done = if first {
+            let err = Error::terminated();
+            let done = st.take_all(&err);
+            for w in &mut st.workers {
+                w.accepting = false;
+                if let Some(o) = &w.outbox {
+                    o.close();
+                }
+            }
+            done
+        } else {
+            Vec::new()
+        };
+        drop(st);
+        deliver(done);
+        let _ = lock(&self.shared.sup_tx).send(SupMsg::Terminate);
+        self.wait_supervisor();
+        lock(&self.callbacks).finish();
+    }
+
+    fn wait_supervisor(&self) {
+        let handle = lock(&self.supervisor).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        lock(&self.shared.state).status == Status::Running
+    }
+
+    /// Waits for the workers to exit after `close` (or `terminate`), and for
+    /// the callbacks; `false` on timeout.
+    pub(crate) fn join(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let mut st = lock(&self.shared.state);
+        if st.status == Status::Running {
+            return Err(Error::new(
+                ErrorKind::StillRunning,
+                "cannot join a running pool: close or terminate it first",
+            ));
+        }
+        while !st.finished {
+            match deadline {
+                None => st = self.shared.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(false);
+                    }
+                    st = self
+                        .shared
+                        .cv
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        drop(st);
+        self.wait_supervisor();
+        lock(&self.callbacks).finish();
+        Ok(true)
+    }
+
+    /// The error that broke the pool, if one did.
+    pub(crate) fn broken(&self) -> Option<Error> {
+        lock(&self.shared.state).broken.clone()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+impl State {
+    /// Takes every unfinished task out, failing it with `err`.
+    fn take_all(&mut self, err: &Error) -> Done {
+        let mut done: Done = Vec::new();
+        for t in self.queue.drain(..) {
+            done.push((t.sink, t.index, Err(err.clone())));
+        }
+        for w in &mut self.workers {
+            for t in w.outstanding.drain(..) {
+                done.push((t.sink, t.index, Err(err.clone())));
+            }
+            w.out_bytes = 0;
+        }
+        self.pending = 0;
+        done
+    }
+}
+
+impl Shared {
+    /// Moves queued tasks to workers with room, the least loaded first.
+    fn pump(&self, st: &mut State) {
+        let max_tasks = self.config.max_tasks;
+        let State {
+            queue,
+            workers,
+            funcs,
+            ..
+        } = st;
+        // The frames for each worker are gathered here and handed to its
+        // outbox once: an outbox push per task woke the writer per task,
+        // which then fought this thread for the outbox's lock (at
+        // `imap(f, 0..100_000, chunksize=64)`, most of the submitting
+        // thread's time).
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        while let Some(task) = queue.front() {
+            let size = task.args.len();
+            let best = workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.can_take(size, max_tasks))
+                .min_by_key(|(_, w)| w.outstanding.len())
+                .map(|(i, _)| i);
+            let Some(i) = best else { break };
+            let task = queue.pop_front().expect("front");
+            let w = &mut workers[i];
+            let fid = task.fid as usize;
+            let define = !w.known.get(fid).copied().unwrap_or(false);
+            if define {
+                if w.known.len() <= fid {
+                    w.known.resize(fid + 1, false);
+                }
+                w.known[fid] = true;
+            }
+            if frames.len() <= i {
+                frames.resize_with(i + 1, Vec::new);
+            }
+            let buf = &mut frames[i];
+            if define {
+                let raw = mp_process::encode(&funcs[fid]).unwrap_or_default();
+                wire::put_header(buf, wire::DEFINE, 4 + raw.len());
+                buf.extend_from_slice(&task.fid.to_le_bytes());
+                buf.extend_from_slice(&raw);
+            }
+            wire::put_header(buf, wire::TASK, 4 + task.args.len());
+            buf.extend_from_slice(&task.fid.to_le_bytes());
+            buf.extend_from_slice(&task.args);
+            w.out_bytes += size;
+            w.assigned += 1;
+            w.outstanding.push_back(task);
+        }
+        for (w, mut bytes) in workers.iter().zip(frames) {
+            if bytes.is_empty() {
+                continue;
+            }
+            let outbox = w.outbox.as_ref().expect("accepting workers have an outbox");
+            outbox.push(|buf| {
+                if buf.is_empty() {
+                    std::mem::swap(buf, &mut bytes);
+                } else {
+                    buf.append(&mut bytes);
+                }
+            });
+        }
+    }
+
+    /// After tasks completed: once a closed pool has nothing left, tell the
+    /// workers to exit.
+    fn after_completion(&self, st: &mut State) {
+        if st.status == Status::Closed && st.pending == 0 {
+            for w in &mut st.workers {
+                if w.accepting {
+                    w.accepting = false;
+                    if let Some(o) = &w.outbox {
+                        o.push(|buf| wire::put_header(buf, wire::EXIT, 0));
+                        o.close();
+                    }
+                }
+            }
+            let _ = lock(&self.sup_tx).send(SupMsg::Wake);
+        }
+        // Only `join` waits on `cv`, for `finished`, which the supervisor
+        // sets and signals itself.
+    }
+
+    fn on_results(&self, slot: usize, generation: u64, body: &[u8]) -> Result<(), Error> {
+        let bad = |_| Error::new(ErrorKind::Process, "a worker sent a malformed result batch");
+        let mut c = Cursor::new(body);
+        let busy_ns = c.u64().map_err(bad)?;
+        let count = c.u32().map_err(bad)? as usize;
+        let mut blobs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let tag = c.u8().map_err(bad)?;
+            let len = c.u32().map_err(bad)? as usize;
+            let bytes = c.take(len).map_err(bad)?;
+            blobs.push(if tag == 0 {
+                Ok(bytes.to_vec())
+            } else {
+                Err(mp_process::decode::<WireError>(bytes)
+                    .map(WireError::into_error)
+                    .unwrap_or_else(|e| Error::from_process(&e)))
+            });
+        }
+        let mut st = lock(&self.state);
+        let mut done: Done = Vec::with_capacity(count);
+        {
+            let w = &mut st.workers[slot];
+            if w.generation != generation {
+                return Ok(());
+            }
+            for blob in blobs {
+                let Some(t) = w.outstanding.pop_front() else {
+                    break;
+                };
+                w.out_bytes -= t.args.len();
+                done.push((t.sink, t.index, blob));
+            }
+            if count > 0 {
+                let per = busy_ns as f64 / count as f64;
+                w.avg_ns = Some(match w.avg_ns {
+                    None => per,
+                    Some(a) => 0.7 * a + 0.3 * per,
+                });
+            }
+        }
+        st.pending -= done.len();
+        self.pump(&mut st);
+        self.after_completion(&mut st);
+        drop(st);
+        deliver(done);
+        Ok(())
+    }
+
+    fn on_init_failed(&self, body: &[u8]) {
+        let err = mp_process::decode::<WireError>(body)
+            .map(WireError::into_error)
+            .unwrap_or_else(|e| Error::from_process(&e))
+            .rekind(ErrorKind::Initializer, "the pool's initializer failed");
+        let mut st = lock(&self.state);
+        if st.broken.is_some() {
+            return;
+        }
+        st.broken = Some(err.clone());
+        let done = st.take_all(&err);
+        self.after_completion(&mut st);
+        drop(st);
+        deliver(done);
+    }
+}
+
+/// A live worker, as the supervisor holds it.
+struct Worker {
+    generation: u64,
+    process: Process<()>,
+    sock: UnixStream,
+    reader: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
+    outbox: Arc<Outbox>,
+}
+
+struct Supervisor {
+    shared: Arc<Shared>,
+    workers: Vec<Option<Worker>>,
+    next_gen: u64,
+}
+
+impl Supervisor {
+    fn run(
+        shared: Arc<Shared>,
+        rx: mpsc::Receiver<SupMsg>,
+        ready: mpsc::Sender<Result<(), Error>>,
+    ) {
+        let n = shared.config.processes;
+        let mut sup = Supervisor {
+            shared,
+            workers: (0..n).map(|_| None).collect(),
+            next_gen: 1,
+        };
+        for slot in 0..n {
+            if let Err(e) = sup.spawn(slot) {
+                sup.kill_all();
+                let _ = ready.send(Err(e));
+                sup.finish();
+                return;
+            }
+        }
+        let _ = ready.send(Ok(()));
+        loop {
+            match rx.recv_timeout(SWEEP) {
+                Ok(SupMsg::Exited { slot, generation }) => {
+                    if sup.workers[slot]
+                        .as_ref()
+                        .is_some_and(|w| w.generation == generation)
+                    {
+                        sup.on_exit(slot);
+                    }
+                }
+                Ok(SupMsg::Wake) => {}
+                Ok(SupMsg::Terminate) | Err(RecvTimeoutError::Disconnected) => {
+                    sup.kill_all();
+                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    for slot in 0..n {
+                        if sup.workers[slot]
+                            .as_ref()
+                            .is_some_and(|w| !w.process.is_alive())
+                        {
+                            sup.on_exit(slot);
+                        }
+                    }
+                }
+            }
+            if lock(&sup.shared.state).status == Status::Terminated {
+                sup.kill_all();
+                break;
+            }
+            if sup.workers.iter().all(Option::is_none) {
+                break;
+            }
+        }
+        sup.finish();
+    }
+
+    fn finish(&mut self) {
+        let mut st = lock(&self.shared.state);
+        st.finished = true;
+        drop(st);
+        self.shared.cv.notify_all();
+    }
+
+    fn spawn(&mut self, slot: usize) -> Result<(), Error> {
+        let cfg = &self.shared.config;
+        let io = |what: &str, e: std::io::Error| {
+            Error::new(
+                ErrorKind::Process,
+                format!("cannot start a worker: {what}: {e}"),
+            )
+        };
+        let (mine, theirs) = UnixStream::pair().map_err(|e| io("socketpair", e))?;
+        let args = WorkerArgs {
+            sock: SharedFd::new(theirs.into()),
+            init: cfg.init.clone(),
+            max_tasks: cfg.max_tasks,
+        };
+        let generation = self.next_gen;
+        self.next_gen += 1;
+        let method = cfg.method.unwrap_or_else(mp_process::get_start_method);
+        let name = format!("{}PoolWorker-{generation}", method_title(method));
+        let mut process = Process::new(worker_main, args)
+            .daemon(true)
+            .name(name)
+            .start_method(method);
+        process.start().map_err(|e| {
+            Error::from_process(&e).rekind(ErrorKind::Process, "cannot start a worker")
+        })?;
+        let outbox = Arc::new(Outbox {
+            state: Mutex::new(OutboxState::default()),
+            cv: Condvar::new(),
+        });
+        let read_half = mine.try_clone().map_err(|e| io("dup", e))?;
+        let write_half = mine.try_clone().map_err(|e| io("dup", e))?;
+        let shared = self.shared.clone();
+        let reader = std::thread::Builder::new()
+            .name("mp-pool-reader".into())
+            .spawn(move || reader(&shared, slot, generation, read_half))
+            .map_err(|e| io("thread", e))?;
+        let ob = outbox.clone();
+        let writer = std::thread::Builder::new()
+            .name("mp-pool-writer".into())
+            .spawn(move || writer(&ob, write_half))
+            .map_err(|e| io("thread", e))?;
+        self.workers[slot] = Some(Worker {
+            generation,
+            process,
+            sock: mine,
+            reader: Some(reader),
+            writer: Some(writer),
+            outbox: outbox.clone(),
+        });
+        let mut st = lock(&self.shared.state);
+        let w = &mut st.workers[slot];
+        *w = Slot {
+            generation,
+            outbox: Some(outbox.clone()),
+            accepting: true,
+            ..Slot::default()
+        };
+        if st.status == Status::Terminated {
+            outbox.close();
+        } else {
+            self.shared.pump(&mut st);
+            // A closed pool with nothing left sends EXIT to the new worker.
+            self.shared.after_completion(&mut st);
+        }
+        Ok(())
+    }
+
+    /// A worker ended (its socket closed, or the sweep found it dead):
+    /// reap it, settle its tasks, replace it if there is work for it.
+    fn on_exit(&mut self, slot: usize) {
+        let Some(mut w) = self.workers[slot].take() else {
+            return;
+        };
+        let reaped = reap(&mut w.process);
+        let clean = reaped.is_ok();
+        let status = reaped.err().flatten();
+        w.outbox.close();
+        // A write blocked on the dead worker's full socket fails now.
+        let _ = w.sock.shutdown(Shutdown::Write);
+        if let Some(t) = w.writer.take() {
+            let _ = t.join();
+        }
+        // Results the worker wrote before it died are read first.
+        if let Some(t) = w.reader.take() {
+            join_reader(t, &w.sock);
+        }
+        let mut st = lock(&self.shared.state);
+        let outstanding: Vec<Task> = {
+            let s = &mut st.workers[slot];
+            s.accepting = false;
+            s.outbox = None;
+            s.out_bytes = 0;
+            s.outstanding.drain(..).collect()
+        };
+        let mut done: Done = Vec::new();
+        let mut kill_others = false;
+        if let Some(err) = st.broken.clone() {
+            done.extend(
+                outstanding
+                    .into_iter()
+                    .map(|t| (t.sink, t.index, Err(err.clone()))),
+            );
+        } else if st.status == Status::Terminated {
+            done.extend(
+                outstanding
+                    .into_iter()
+                    .map(|t| (t.sink, t.index, Err(Error::terminated()))),
+            );
+        } else if clean {
+            // A worker that exited by itself (maxtasksperchild) never
+            // started these: run them elsewhere, in order.
+            for t in outstanding.into_iter().rev() {
+                st.queue.push_front(t);
+            }
+        } else if self.shared.config.break_on_death {
+            let err = Error::new(
+                ErrorKind::Broken,
+                "a process in the process pool was terminated abruptly while the future was running or pending",
+            )
+            .with_status(status);
+            st.broken = Some(err.clone());
+            done.extend(
+                outstanding
+                    .into_iter()
+                    .map(|t| (t.sink, t.index, Err(err.clone()))),
+            );
+            done.extend(st.take_all(&err));
+            kill_others = true;
+        } else {
+            let mut it = outstanding.into_iter();
+            if let Some(t) = it.next() {
+                let err = Error::new(ErrorKind::WorkerLost, "the worker running the task died")
+                    .with_status(status);
+                done.push((t.sink, t.index, Err(err)));
+            }
+            for t in it.rev() {
+                st.queue.push_front(t);
+            }
+        }
+        st.pending -= done.len().min(st.pending);
+        let respawn = st.broken.is_none()
+            && (st.status == Status::Running || (st.status == Status::Closed && st.pending > 0));
+        self.shared.after_completion(&mut st);
+        drop(st);
+        deliver(done);
+        if kill_others {
+            for w in self.workers.iter().flatten() {
+                let _ = w.process.kill();
+            }
+        }
+        if respawn {
+            if let Err(e) = self.spawn(slot) {
+                let mut st = lock(&self.shared.state);
+                let done = st.take_all(&e);
+                st.broken = Some(e);
+                self.shared.after_completion(&mut st);
+                drop(st);
+                deliver(done);
+            }
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for w in self.workers.iter().flatten() {
+            let _ = w.process.kill();
+            w.outbox.close();
+        }
+        for slot in 0..self.workers.len() {
+            if let Some(mut w) = self.workers[slot].take() {
+                let _ = reap(&mut w.process);
+                let _ = w.sock.shutdown(Shutdown::Write);
+                if let Some(t) = w.writer.take() {
+                    let _ = t.join();
+                }
+                if let Some(t) = w.reader.take() {
+                    join_reader(t, &w.sock);
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a worker that is ending: `Ok` for a clean exit, else how it
+/// ended (when known). A worker that lingers is killed.
+fn reap(p: &mut Process<()>) -> Result<(), Option<mp_process::ExitStatus>> {
+    let r = match p.join_timeout(Duration::from_secs(2)) {
+        Err(e) if e.is_timeout() => {
+            let _ = p.kill();
+            p.join()
+        }
+        r => r,
+    };
+    r.map_err(|e| e.exit_status().or_else(|| p.exit_status()))
+}
+
+/// Waits for a reader thread, which ends at the end of its stream; if the
+/// stream stays open (a copy of the worker's end lives in another process
+/// forked meanwhile), shuts the socket down to end it.
+fn join_reader(t: JoinHandle<()>, sock: &UnixStream) {
+    let give_up = Instant::now() + Duration::from_millis(200);
+    while !t.is_finished() && Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = sock.shutdown(Shutdown::Both);
+    let _ = t.join();
+}
+
+fn method_title(m: StartMethod) -> &'static str {
+    match m {
+        StartMethod::Fork => "Fork",
+        StartMethod::Spawn => "Spawn",
+        _ => "ForkServer",
+    }
+}
+
+fn reader(shared: &Arc<Shared>, slot: usize, generation: u64, sock: UnixStream) {
+    let mut r = BufReader::with_capacity(256 * 1024, sock);
+    let mut body = Vec::new();
+    loop {
+        match wire::read_frame(&mut r, &mut body) {
+            Ok(Some(wire::RESULTS)) => {
+                if shared.on_results(slot, generation, &body).is_err() {
+                    break;
+                }
+            }
+            Ok(Some(wire::INIT_FAILED)) => shared.on_init_failed(&body),
+            Ok(Some(_)) | Ok(None) | Err(_) => break,
+        }
+    }
+    let _ = lock(&shared.sup_tx).send(SupMsg::Exited { slot, generation });
+}
+
+fn writer(outbox: &Outbox, mut sock: UnixStream) {
+    let mut spare = Vec::new();
+    loop {
+        let mut st = lock(&outbox.state);
+        while st.buf.is_empty() && !st.closed {
+            st.waiting = true;
+            st = outbox.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st.waiting = false;
+        if st.buf.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut st.buf, &mut spare);
+        drop(st);
+        if sock.write_all(&spare).is_err() {
+            lock(&outbox.state).closed = true;
+            return;
+        }
+        spare.clear();
+    }
+}

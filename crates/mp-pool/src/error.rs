@@ -1,0 +1,224 @@
+//! The pool's error type: what failed a task, a call or the pool itself.
+
+use std::fmt;
+
+use mp_process::{ExitStatus, PanicInfo};
+use serde::{Deserialize, Serialize};
+
+/// The error type of mp-pool: a [`kind`](Error::kind) to match on, with the
+/// details (panic message and location, a lost worker's exit status) behind
+/// accessors. It is `Clone`, because one failure (a lost worker, a broken
+/// executor) can fail many results.
+///
+/// ```
+/// use mp_pool::{ErrorKind, Pool};
+///
+/// fn boom(_: ()) -> u8 { panic!("no luck") }
+///
+/// let pool = Pool::new(1)?;
+/// let err = pool.apply(boom, ()).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Panicked);
+/// assert_eq!(err.panic_info().unwrap().message(), "no luck");
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    panic: Option<PanicInfo>,
+    status: Option<ExitStatus>,
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The task's function panicked; see [`Error::panic_info`].
+    Panicked,
+    /// The worker running the task died (killed, aborted, exited); see
+    /// [`Error::exit_status`]. The pool replaced it.
+    WorkerLost,
+    /// The pool was terminated before the task finished.
+    Terminated,
+    /// A timed wait ran out; the result is not lost and the call can be
+    /// repeated.
+    Timeout,
+    /// The pool is closed or terminated and takes no new work (Python's
+    /// `ValueError: Pool not running`, `RuntimeError: cannot schedule new
+    /// futures after shutdown`).
+    NotRunning,
+    /// `join` was called on a pool that is still running (call `close` or
+    /// `terminate` first).
+    StillRunning,
+    /// An argument is out of range: zero processes, a chunk size of zero,
+    /// a `maxtasksperchild` of zero.
+    InvalidArgument,
+    /// A worker's initializer failed. The pool stops starting workers and
+    /// fails every pending and later task with this error.
+    Initializer,
+    /// A worker of a [`ProcessPoolExecutor`](crate::ProcessPoolExecutor)
+    /// died: every pending future failed and no new work is taken (Python's
+    /// `BrokenProcessPool`).
+    Broken,
+    /// The future was cancelled before it ran.
+    Cancelled,
+    /// The result is not ready yet (`successful` before completion).
+    NotReady,
+    /// Arguments or a result failed to encode or decode.
+    Serialization,
+    /// Starting a worker process failed, or another failure of the
+    /// process machinery; the message says which.
+    Process,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            panic: None,
+            status: None,
+        }
+    }
+
+    pub(crate) fn with_status(mut self, status: Option<ExitStatus>) -> Error {
+        self.status = status;
+        self
+    }
+
+    pub(crate) fn with_panic(mut self, panic: Option<PanicInfo>) -> Error {
+        self.panic = panic;
+        self
+    }
+
+    /// An error of another kind, keeping this one's details (the panic
+    /// that failed an initializer, for instance).
+    pub(crate) fn rekind(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: format!("{}: {}", message.into(), self),
+            panic: self.panic.clone(),
+            status: self.status,
+        }
+    }
+
+    pub(crate) fn timeout() -> Error {
+        Error::new(ErrorKind::Timeout, "timed out waiting for the result")
+    }
+
+    pub(crate) fn not_running() -> Error {
+        Error::new(ErrorKind::NotRunning, "pool not running")
+    }
+
+    pub(crate) fn terminated() -> Error {
+        Error::new(
+            ErrorKind::Terminated,
+            "the pool was terminated before the task finished",
+        )
+    }
+
+    /// A task's failure as mp-process reports it.
+    pub(crate) fn from_process(e: &mp_process::Error) -> Error {
+        use mp_process::ErrorKind as P;
+        match e.kind() {
+            P::Panicked => Error::new(ErrorKind::Panicked, "the task panicked")
+                .with_panic(e.panic_info().cloned()),
+            P::Serialization | P::TooLarge => Error::new(ErrorKind::Serialization, e.to_string()),
+            _ => Error::new(ErrorKind::Process, e.to_string()).with_status(e.exit_status()),
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The panic that failed the task, for [`ErrorKind::Panicked`] (and
+    /// for [`ErrorKind::Initializer`] when the initializer panicked).
+    pub fn panic_info(&self) -> Option<&PanicInfo> {
+        self.panic.as_ref()
+    }
+
+    /// How the lost worker ended, for [`ErrorKind::WorkerLost`] and
+    /// [`ErrorKind::Broken`].
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.status
+    }
+
+    /// Python's `exitcode` of the lost worker: its exit code, or minus the
+    /// number of the signal that killed it.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.status.map(|s| s.exitcode())
+    }
+
+    /// Whether this is a [`ErrorKind::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(p) = &self.panic {
+            d.field("panic", p);
+        }
+        if let Some(s) = &self.status {
+            d.field("status", s);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(p) = &self.panic {
+            write!(f, ": {p}")?;
+        }
+        if let Some(s) = &self.status {
+            write!(f, " ({s})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<mp_process::Error> for Error {
+    fn from(e: mp_process::Error) -> Error {
+        Error::from_process(&e)
+    }
+}
+
+/// A task's failure on the wire, from a worker to the pool.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WireError {
+    panicked: bool,
+    serialization: bool,
+    message: String,
+    panic: Option<PanicInfo>,
+}
+
+impl WireError {
+    pub(crate) fn from_error(e: &Error) -> WireError {
+        WireError {
+            panicked: e.kind == ErrorKind::Panicked,
+            serialization: e.kind == ErrorKind::Serialization,
+            message: e.message.clone(),
+            panic: e.panic.clone(),
+        }
+    }
+
+    pub(crate) fn into_error(self) -> Error {
+        let kind = if self.panicked {
+            ErrorKind::Panicked
+        } else if self.serialization {
+            ErrorKind::Serialization
+        } else {
+            ErrorKind::Process
+        };
+        Error::new(kind, self.message).with_panic(self.panic)
+    }
+}

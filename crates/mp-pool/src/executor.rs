@@ -1,0 +1,461 @@
+//! `ProcessPoolExecutor` and its `Future`s (Python's
+//! `concurrent.futures`), with `wait` and `as_completed`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use mp_process::StartMethod;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::engine::{Engine, FuncKey, Job};
+use crate::error::{Error, ErrorKind};
+use crate::pool::PoolBuilder;
+use crate::result::{AsyncResult, Cell, Gather, ImapIter, Notify, Sink, decode_one, lock};
+
+/// A process pool with futures (Python's
+/// `concurrent.futures.ProcessPoolExecutor`).
+///
+/// ```
+/// use mp_pool::ProcessPoolExecutor;
+///
+/// fn task(n: u64) -> u64 { (0..n).sum() }
+///
+/// let ex = ProcessPoolExecutor::new(2)?;
+/// let fut = ex.submit(task, 10_000)?;
+/// let all: Vec<u64> = ex.map(task, [10, 20], None, None)?.collect::<Result<_, _>>()?;
+/// assert_eq!(fut.result()?, 49_995_000);
+/// assert_eq!(all, [45, 190]);
+/// ex.shutdown(true, false)?;
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+///
+/// As in CPython, a worker that dies (even an idle one) breaks the
+/// executor: every pending future fails with an [`ErrorKind::Broken`] error
+/// carrying the worker's exit code or signal, and later `submit` calls fail
+/// at once. Dropping the executor shuts it down and waits for the pending
+/// futures (Python's `with` block).
+pub struct ProcessPoolExecutor {
+    engine: Arc<Engine>,
+}
+
+/// Sets up a [`ProcessPoolExecutor`].
+#[derive(Debug)]
+pub struct ExecutorBuilder {
+    inner: PoolBuilder,
+}
+
+impl ExecutorBuilder {
+    /// The number of worker processes (default: the number of CPUs).
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.inner = self.inner.processes(n);
+        self
+    }
+
+    /// Runs `f(args)` in each worker first; if it fails, the executor is
+    /// broken ([`ErrorKind::Initializer`] on every future).
+    pub fn initializer<F, A, R>(mut self, f: F, args: A) -> Self
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.inner = self.inner.initializer(f, args);
+        self
+    }
+
+    /// Replaces each worker after `n` tasks (Python's `max_tasks_per_child`).
+    pub fn max_tasks_per_child(mut self, n: u64) -> Self {
+        self.inner = self.inner.maxtasksperchild(n);
+        self
+    }
+
+    /// The start method of the workers.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.inner = self.inner.start_method(method);
+        self
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> Result<ProcessPoolExecutor, Error> {
+        let config = self.inner.config(true)?;
+        Ok(ProcessPoolExecutor {
+            engine: Arc::new(Engine::start(config).map_err(|e| {
+                if e.kind() == ErrorKind::InvalidArgument {
+                    Error::new(
+                        ErrorKind::InvalidArgument,
+                        "max_workers must be greater than 0",
+                    )
+                } else {
+                    e
+                }
+            })?),
+        })
+    }
+}
+
+impl ProcessPoolExecutor {
+    /// An executor with `max_workers` processes (zero is an
+    /// [`ErrorKind::InvalidArgument`] error).
+    pub fn new(max_workers: usize) -> Result<ProcessPoolExecutor, Error> {
+        ProcessPoolExecutor::builder()
+            .max_workers(max_workers)
+            .build()
+    }
+
+    /// A builder, for the initializer, `max_tasks_per_child` and start
+    /// method.
+    pub fn builder() -> ExecutorBuilder {
+        ExecutorBuilder {
+            inner: crate::Pool::builder(),
+        }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        match self.engine.broken() {
+            Some(e) => Err(e),
+            None if !self.engine.is_running() => Err(Error::new(
+                ErrorKind::NotRunning,
+                "cannot schedule new futures after shutdown",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Schedules `f(args)` and returns its future.
+    pub fn submit<F, A, R>(&self, f: F, args: A) -> Result<Future<R>, Error>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.check()?;
+        let args = mp_process::encode(&args)?;
+        let cell = Arc::new(Cell::default());
+        let gather = Gather::new(1, cell.clone(), None, self.engine.callbacks());
+        let sink: Arc<dyn Sink> = gather;
+        let make = || crate::front::raw_of(f);
+        self.engine.submit(
+            FuncKey {
+                id: std::any::TypeId::of::<F>(),
+                make: &make,
+            },
+            vec![Job {
+                args,
+                sink: sink.clone(),
+                index: 0,
+            }],
+        )?;
+        Ok(Future {
+            result: AsyncResult::new(cell, decode_one::<R>),
+            sink,
+            engine: Arc::downgrade(&self.engine),
+        })
+    }
+
+    /// `f` over every item, in input order (Python's `Executor.map`). All
+    /// items are submitted now, in chunks of `chunksize` (default 1; zero is
+    /// an error). With a `timeout`, counted from this call, an item not
+    /// ready in time yields an [`ErrorKind::Timeout`] error and ends the
+    /// iteration. A failed item yields its error at its place.
+    pub fn map<F, A, R, I>(
+        &self,
+        f: F,
+        items: I,
+        chunksize: Option<usize>,
+        timeout: Option<Duration>,
+    ) -> Result<ExecutorMap<R>, Error>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.check()?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let inner = crate::front::imap(&*self.engine, f, items, chunksize, true)?;
+        Ok(ExecutorMap {
+            inner,
+            deadline,
+            timed_out: false,
+        })
+    }
+
+    /// Takes no more work. With `cancel_futures`, the futures that no
+    /// worker has received yet are cancelled; with `wait`, returns once
+    /// the others are done and the workers have exited.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) -> Result<(), Error> {
+        if cancel_futures {
+            self.engine.cancel_queued();
+        }
+        self.engine.close();
+        if wait {
+            self.engine.join(None)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ProcessPoolExecutor {
+    fn drop(&mut self) {
+        let _ = self.shutdown(true, false);
+    }
+}
+
+impl fmt::Debug for ProcessPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPoolExecutor")
+            .field("max_workers", &self.engine.processes())
+            .finish()
+    }
+}
+
+/// The results of [`ProcessPoolExecutor::map`], in input order.
+pub struct ExecutorMap<R> {
+    inner: ImapIter<R>,
+    deadline: Option<Instant>,
+    timed_out: bool,
+}
+
+impl<R: DeserializeOwned> Iterator for ExecutorMap<R> {
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Result<R, Error>> {
+        if self.timed_out {
+            return None;
+        }
+        let item = self.inner.next_until(self.deadline);
+        if matches!(&item, Some(Err(e)) if e.is_timeout()) {
+            self.timed_out = true;
+        }
+        item
+    }
+}
+
+impl<R> fmt::Debug for ExecutorMap<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorMap").finish_non_exhaustive()
+    }
+}
+
+/// The eventual result of [`ProcessPoolExecutor::submit`] (Python's
+/// `concurrent.futures.Future`).
+pub struct Future<R> {
+    result: AsyncResult<R>,
+    sink: Arc<dyn Sink>,
+    engine: Weak<Engine>,
+}
+
+impl<R: DeserializeOwned> Future<R> {
+    /// Waits for the result; the task's error, an [`ErrorKind::Cancelled`]
+    /// error if it was cancelled, or [`ErrorKind::Broken`].
+    pub fn result(&self) -> Result<R, Error> {
+        self.result.get()
+    }
+
+    /// Like [`result`](Future::result), giving up after `timeout` with an
+    /// [`ErrorKind::Timeout`] error (the future is not affected).
+    pub fn result_timeout(&self, timeout: Duration) -> Result<R, Error> {
+        self.result.get_timeout(timeout)
+    }
+}
+
+impl<R> Future<R> {
+    /// Waits for the future and returns its error, if it failed.
+    pub fn exception(&self) -> Option<Error> {
+        self.result.wait();
+        self.result.cell().error()
+    }
+
+    /// Like [`exception`](Future::exception), giving up after `timeout`
+    /// with an [`ErrorKind::Timeout`] error.
+    pub fn exception_timeout(&self, timeout: Duration) -> Result<Option<Error>, Error> {
+        if self.result.wait_timeout(timeout) {
+            Ok(self.result.cell().error())
+        } else {
+            Err(Error::timeout())
+        }
+    }
+
+    /// Whether the future has completed (or was cancelled).
+    pub fn done(&self) -> bool {
+        self.result.ready()
+    }
+
+    /// Cancels the future if no worker has received it yet; whether it
+    /// did.
+    pub fn cancel(&self) -> bool {
+        if self.cancelled() {
+            return true;
+        }
+        match self.engine.upgrade() {
+            Some(engine) => engine.cancel(&self.sink),
+            None => false,
+        }
+    }
+
+    /// Whether the future was cancelled.
+    pub fn cancelled(&self) -> bool {
+        self.result
+            .cell()
+            .error()
+            .is_some_and(|e| e.kind() == ErrorKind::Cancelled)
+    }
+
+    /// Runs `f` with this future once it completes: on the executor's
+    /// callback thread, or here and now if it already has. A panic in `f`
+    /// is caught.
+    pub fn add_done_callback(&self, f: impl FnOnce(&Future<R>) + Send + 'static)
+    where
+        R: 'static,
+    {
+        let me = self.clone();
+        self.result.cell().on_set(Box::new(move || f(&me)));
+    }
+}
+
+impl<R> Clone for Future<R> {
+    fn clone(&self) -> Self {
+        Future {
+            result: self.result.clone(),
+            sink: self.sink.clone(),
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for Future<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Future")
+            .field("done", &self.result.ready())
+            .finish()
+    }
+}
+
+/// When [`wait`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnWhen {
+    /// As soon as one future completes.
+    FirstCompleted,
+    /// As soon as one future fails, or all complete.
+    FirstException,
+    /// When all futures complete.
+    AllCompleted,
+}
+
+/// Waits for `futures` (Python's `concurrent.futures.wait`); returns the
+/// indices of those done and of those not done, when `return_when` is met
+/// or `timeout` passes.
+pub fn wait<R>(
+    futures: &[Future<R>],
+    timeout: Option<Duration>,
+    return_when: ReturnWhen,
+) -> (Vec<usize>, Vec<usize>) {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let notify = Arc::new(Notify::default());
+    for (i, f) in futures.iter().enumerate() {
+        f.result.cell().watch(&notify, i);
+    }
+    let mut done = HashSet::new();
+    let mut failed = false;
+    let mut q = lock(&notify.done);
+    loop {
+        while let Some(i) = q.pop_front() {
+            failed |= futures[i].result.cell().error().is_some();
+            done.insert(i);
+        }
+        let met = match return_when {
+            ReturnWhen::FirstCompleted => !done.is_empty(),
+            ReturnWhen::FirstException => failed || done.len() == futures.len(),
+            ReturnWhen::AllCompleted => done.len() == futures.len(),
+        };
+        if met || done.len() == futures.len() {
+            break;
+        }
+        match deadline {
+            None => q = notify.cv.wait(q).unwrap_or_else(|p| p.into_inner()),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    break;
+                }
+                q = notify
+                    .cv
+                    .wait_timeout(q, d - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+    }
+    drop(q);
+    let (mut d, mut n): (Vec<usize>, Vec<usize>) =
+        (0..futures.len()).partition(|i| done.contains(i));
+    d.sort_unstable();
+    n.sort_unstable();
+    (d, n)
+}
+
+/// Yields the indices of `futures` as they complete (Python's
+/// `as_completed`). With a `timeout` (counted from this call), yields an
+/// [`ErrorKind::Timeout`] error if it passes first, then ends.
+pub fn as_completed<R>(futures: &[Future<R>], timeout: Option<Duration>) -> AsCompleted {
+    let notify = Arc::new(Notify::default());
+    for (i, f) in futures.iter().enumerate() {
+        f.result.cell().watch(&notify, i);
+    }
+    AsCompleted {
+        notify,
+        left: futures.len(),
+        deadline: timeout.map(|t| Instant::now() + t),
+    }
+}
+
+/// The iterator of [`as_completed`].
+pub struct AsCompleted {
+    notify: Arc<Notify>,
+    left: usize,
+    deadline: Option<Instant>,
+}
+
+impl Iterator for AsCompleted {
+    type Item = Result<usize, Error>;
+
+    fn next(&mut self) -> Option<Result<usize, Error>> {
+        if self.left == 0 {
+            return None;
+        }
+        let mut q = lock(&self.notify.done);
+        loop {
+            if let Some(i) = q.pop_front() {
+                self.left -= 1;
+                return Some(Ok(i));
+            }
+            match self.deadline {
+                None => q = self.notify.cv.wait(q).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        self.left = 0;
+                        return Some(Err(Error::timeout()));
+                    }
+                    q = self
+                        .notify
+                        .cv
+                        .wait_timeout(q, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for AsCompleted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompleted")
+            .field("left", &self.left)
+            .finish()
+    }
+}

@@ -1,0 +1,204 @@
+//! `Pool`: Python's `multiprocessing.Pool`, on worker processes that never
+//! leave a result hanging.
+
+use std::fmt;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use mp_process::StartMethod;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::engine::{Config, Engine, FuncKey, Job};
+use crate::error::{Error, ErrorKind};
+use crate::front::{Backend, pool_api};
+use crate::result::{AsyncResult, Callbacks, ImapIter};
+
+/// A pool of worker processes (Python's `multiprocessing.Pool`).
+///
+/// ```
+/// use mp_pool::Pool;
+///
+/// fn task(n: u64) -> u64 { (0..n).sum() }
+///
+/// let pool = Pool::new(2)?;
+/// let r = pool.apply_async(task, 10_000)?;
+/// assert_eq!(pool.map(task, [10, 20], None)?, [45, 190]);
+/// pool.close();
+/// pool.join()?;
+/// assert_eq!(r.get()?, 49_995_000);
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+///
+/// Workers are started with [`Process`](mp_process::Process), as daemons:
+/// they die with the parent. A worker that dies fails only the task it was
+/// running ([`ErrorKind::WorkerLost`], with its exit code or signal), and is
+/// replaced. Dropping the pool terminates it, like leaving Python's `with`
+/// block.
+pub struct Pool {
+    engine: Engine,
+}
+
+/// Sets up a [`Pool`]: processes, initializer, `maxtasksperchild`, start
+/// method.
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    init: Option<Result<(mp_process::RawFunction, Vec<u8>), Error>>,
+    max_tasks: Option<u64>,
+    method: Option<StartMethod>,
+}
+
+impl PoolBuilder {
+    /// The number of worker processes (default: [`mp_process::cpu_count`]).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// Runs `f(args)` in each worker before its first task. If it fails
+    /// (panics), the failure is reported once: the pool stops starting
+    /// workers and every pending and later task fails with an
+    /// [`ErrorKind::Initializer`] error (CPython respawns forever instead,
+    /// gh-87472).
+    pub fn initializer<F, A, R>(mut self, f: F, args: A) -> Self
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.init = Some(
+            crate::front::raw_of(f)
+                .map_err(Error::from)
+                .and_then(|raw| Ok((raw, mp_process::encode(&args)?))),
+        );
+        self
+    }
+
+    /// Replaces each worker after it has run `n` tasks (a chunk is one
+    /// task), as Python's `maxtasksperchild`. Zero is an error.
+    pub fn maxtasksperchild(mut self, n: u64) -> Self {
+        self.max_tasks = Some(n);
+        self
+    }
+
+    /// The start method of the workers (default:
+    /// [`mp_process::get_start_method`]).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    pub(crate) fn config(self, break_on_death: bool) -> Result<Config, Error> {
+        Ok(Config {
+            processes: self.processes.unwrap_or_else(mp_process::cpu_count),
+            init: self.init.transpose()?,
+            max_tasks: self.max_tasks,
+            method: self.method,
+            break_on_death,
+        })
+    }
+
+    /// Starts the workers. If one fails to start, those already started are
+    /// killed and the error is returned.
+    pub fn build(self) -> Result<Pool, Error> {
+        Ok(Pool {
+            engine: Engine::start(self.config(false)?)?,
+        })
+    }
+}
+
+impl fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("initializer", &self.init.is_some())
+            .field("maxtasksperchild", &self.max_tasks)
+            .field("start_method", &self.method)
+            .finish()
+    }
+}
+
+impl Backend for Engine {
+    fn submit(&self, func: FuncKey<'_>, jobs: Vec<Job>) -> Result<(), Error> {
+        Engine::submit(self, func, jobs)
+    }
+
+    fn callbacks(&self) -> Weak<Callbacks> {
+        Engine::callbacks(self)
+    }
+
+    fn processes(&self) -> usize {
+        Engine::processes(self)
+    }
+}
+
+impl Pool {
+    /// A pool of `processes` workers (zero is an
+    /// [`ErrorKind::InvalidArgument`] error).
+    pub fn new(processes: usize) -> Result<Pool, Error> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// A builder, for the initializer, `maxtasksperchild` and start method.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            init: None,
+            max_tasks: None,
+            method: None,
+        }
+    }
+
+    fn backend(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The number of worker processes.
+    pub fn processes(&self) -> usize {
+        self.engine.processes()
+    }
+
+    /// Takes no more work (later calls fail with
+    /// [`ErrorKind::NotRunning`]); the workers exit once the queued work is
+    /// done. Results already submitted stay retrievable.
+    pub fn close(&self) {
+        self.engine.close();
+    }
+
+    /// Kills the workers at once. Every unfinished result fails with
+    /// [`ErrorKind::Terminated`] (CPython leaves them pending forever).
+    /// Returns once the workers are reaped.
+    pub fn terminate(&self) {
+        self.engine.terminate();
+    }
+
+    /// Waits for the workers to exit and the callbacks to run, after
+    /// [`close`](Pool::close) or [`terminate`](Pool::terminate); before
+    /// either it is an [`ErrorKind::StillRunning`] error.
+    pub fn join(&self) -> Result<(), Error> {
+        self.engine.join(None).map(|_| ())
+    }
+
+    /// Like [`join`](Pool::join), giving up after `timeout` with an
+    /// [`ErrorKind::Timeout`] error.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        match self.engine.join(Some(Instant::now() + timeout))? {
+            true => Ok(()),
+            false => Err(Error::new(
+                ErrorKind::Timeout,
+                "timed out waiting for the workers to exit",
+            )),
+        }
+    }
+}
+
+pool_api!(Pool);
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.processes())
+            .field("running", &self.engine.is_running())
+            .finish()
+    }
+}

@@ -1,0 +1,659 @@
+//! Where results land: one-shot cells behind `AsyncResult` and `Future`,
+//! the sinks that gather a task's chunks into them, the streams behind
+//! `imap`, and the callback thread.
+//!
+//! Results stay encoded until the caller asks for them: the pool's reader
+//! threads never see the result type, and decoding happens in `get` or in
+//! the iterator, on the caller's thread.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorKind};
+
+/// A task's outcome: its encoded result, or why it failed.
+pub(crate) type Blob = Result<Vec<u8>, Error>;
+
+/// A whole call's outcome: the encoded result of each task (chunk).
+pub(crate) type Outcome = Result<Vec<Vec<u8>>, Error>;
+
+/// User code to run on the callback thread.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// What runs when a call completes, before its result is marked ready.
+pub(crate) type OnDone = Box<dyn FnOnce(&Outcome) + Send>;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// State that counts its waiters, so that completing it notifies (a
+/// syscall) only when someone waits.
+pub(crate) trait Waiters {
+    fn waiters(&mut self) -> &mut usize;
+}
+
+fn wait_until<'a, T: Waiters>(
+    cv: &Condvar,
+    mut g: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+    mut done: impl FnMut(&T) -> bool,
+) -> (MutexGuard<'a, T>, bool) {
+    loop {
+        if done(&g) {
+            return (g, true);
+        }
+        *g.waiters() += 1;
+        g = wait_once(cv, g, deadline);
+        *g.waiters() -= 1;
+        if deadline.is_some_and(|d| Instant::now() >= d) && !done(&g) {
+            return (g, false);
+        }
+    }
+}
+
+fn wait_once<'a, T>(
+    cv: &Condvar,
+    g: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+) -> MutexGuard<'a, T> {
+    match deadline {
+        None => cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+        Some(d) => {
+            let now = Instant::now();
+            if now >= d {
+                return g;
+            }
+            cv.wait_timeout(g, d - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+        }
+    }
+}
+
+/// Runs user code so that a panic in it breaks nothing of the pool.
+pub(crate) fn run_caught(job: Job) {
+    if catch_unwind(AssertUnwindSafe(job)).is_err() {
+        // The panic hook has printed the message; the pool goes on.
+    }
+}
+
+/// The pool's callback thread: runs callbacks in submission order, each
+/// under `catch_unwind` (gh-79492: a raising callback must not take the
+/// result handling down with it).
+pub(crate) struct Callbacks {
+    tx: Mutex<mpsc::Sender<Job>>,
+}
+
+/// The callback thread's handle, owned by the pool.
+pub(crate) struct CallbackThread {
+    shared: Option<Arc<Callbacks>>,
+    thread: Option<JoinHandle<()>>,
+    id: Option<ThreadId>,
+}
+
+impl CallbackThread {
+    pub(crate) fn start() -> Result<CallbackThread, Error> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("mp-pool-callbacks".into())
+            .spawn(move || {
+                for job in rx {
+                    run_caught(job);
+                }
+            })
+            .map_err(|e| Error::new(ErrorKind::Process, format!("cannot start a thread: {e}")))?;
+        Ok(CallbackThread {
+            id: Some(thread.thread().id()),
+            shared: Some(Arc::new(Callbacks { tx: Mutex::new(tx) })),
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn handle(&self) -> Weak<Callbacks> {
+        self.shared.as_ref().map(Arc::downgrade).unwrap_or_default()
+    }
+
+    /// Lets the thread finish the callbacks queued so far, and waits for
+    /// it (unless this is the callback thread itself: a callback that
+    /// drops its pool).
+    pub(crate) fn finish(&mut self) {
+        self.shared = None;
+        if self.id == Some(std::thread::current().id()) {
+            return;
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl fmt::Debug for CallbackThread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackThread").finish_non_exhaustive()
+    }
+}
+
+/// Runs `job` on the callback thread, or here when the pool is gone.
+pub(crate) fn dispatch(callbacks: &Weak<Callbacks>, job: Job) {
+    let job = match callbacks.upgrade() {
+        Some(cb) => match lock(&cb.tx).send(job) {
+            Ok(()) => return,
+            Err(mpsc::SendError(job)) => job,
+        },
+        None => job,
+    };
+    run_caught(job);
+}
+
+/// Wakes the waiters of [`wait`](crate::wait) and
+/// [`as_completed`](crate::as_completed): each watched cell, when it
+/// completes, queues its number here.
+#[derive(Default)]
+pub(crate) struct Notify {
+    pub(crate) done: Mutex<VecDeque<usize>>,
+    pub(crate) cv: Condvar,
+}
+
+impl Notify {
+    fn ping(&self, id: usize) {
+        lock(&self.done).push_back(id);
+        self.cv.notify_all();
+    }
+}
+
+/// A one-shot result cell.
+#[derive(Default)]
+pub(crate) struct Cell {
+    state: Mutex<CellState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct CellState {
+    waiters: usize,
+    value: Option<Outcome>,
+    done_callbacks: Vec<Job>,
+    watchers: Vec<(Weak<Notify>, usize)>,
+}
+
+impl Cell {
+    /// Sets the value (once) and returns the done-callbacks to run.
+    pub(crate) fn set(&self, value: Outcome) -> Vec<Job> {
+        let mut st = lock(&self.state);
+        if st.value.is_some() {
+            return Vec::new();
+        }
+        st.value = Some(value);
+        let callbacks = std::mem::take(&mut st.done_callbacks);
+        let watchers = std::mem::take(&mut st.watchers);
+        let wake = st.waiters > 0;
+        drop(st);
+        if wake {
+            self.cv.notify_all();
+        }
+        for (w, id) in watchers {
+            if let Some(w) = w.upgrade() {
+                w.ping(id);
+            }
+        }
+        callbacks
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        lock(&self.state).value.is_some()
+    }
+
+    /// The error, if the cell holds one (`None` while not ready too).
+    pub(crate) fn error(&self) -> Option<Error> {
+        match &lock(&self.state).value {
+            Some(Err(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Queues `id` on `n` when the cell completes (at once if it has).
+    pub(crate) fn watch(&self, n: &Arc<Notify>, id: usize) {
+        let mut st = lock(&self.state);
+        if st.value.is_some() {
+            drop(st);
+            n.ping(id);
+        } else {
+            st.watchers.push((Arc::downgrade(n), id));
+        }
+    }
+
+    /// Adds a callback to run when the cell is set; runs it here and now if
+    /// it is set already.
+    pub(crate) fn on_set(&self, job: Job) {
+        let mut st = lock(&self.state);
+        if st.value.is_none() {
+            st.done_callbacks.push(job);
+            return;
+        }
+        drop(st);
+        run_caught(job);
+    }
+
+    /// Waits for the value, then maps it; `None` on timeout.
+    fn with<T>(&self, deadline: Option<Instant>, f: impl FnOnce(&Outcome) -> T) -> Option<T> {
+        let g = lock(&self.state);
+        let (g, ok) = wait_until(&self.cv, g, deadline, |s| s.value.is_some());
+        ok.then(|| f(g.value.as_ref().expect("set")))
+    }
+}
+
+impl Waiters for CellState {
+    fn waiters(&mut self) -> &mut usize {
+        &mut self.waiters
+    }
+}
+
+impl Waiters for StreamState {
+    fn waiters(&mut self) -> &mut usize {
+        &mut self.waiters
+    }
+}
+
+/// What a task's outcome is delivered to.
+pub(crate) trait Sink: Send + Sync {
+    /// The task `index` of the call ended with `blob`.
+    fn complete(&self, index: usize, blob: Blob);
+}
+
+/// Gathers the chunks of one call (`apply_async`: one; `map_async`: one per
+/// chunk) and sets its cell when the last one arrives.
+pub(crate) struct Gather {
+    parts: Mutex<GatherState>,
+    cell: Arc<Cell>,
+    callbacks: Weak<Callbacks>,
+}
+
+struct GatherState {
+    blobs: Vec<Option<Vec<u8>>>,
+    /// The failure with the lowest chunk index.
+    error: Option<(usize, Error)>,
+    remaining: usize,
+    on_done: Option<OnDone>,
+}
+
+impl Gather {
+    pub(crate) fn new(
+        chunks: usize,
+        cell: Arc<Cell>,
+        on_done: Option<OnDone>,
+        callbacks: Weak<Callbacks>,
+    ) -> Arc<Gather> {
+        let g = Arc::new(Gather {
+            parts: Mutex::new(GatherState {
+                blobs: (0..chunks).map(|_| None).collect(),
+                error: None,
+                remaining: chunks,
+                on_done,
+            }),
+            cell,
+            callbacks,
+        });
+        if chunks == 0 {
+            g.finish(Ok(Vec::new()), lock(&g.parts).on_done.take());
+        }
+        g
+    }
+
+    fn finish(&self, outcome: Outcome, on_done: Option<OnDone>) {
+        match on_done {
+            None => {
+                let after = self.cell.set(outcome);
+                if !after.is_empty() {
+                    dispatch(
+                        &self.callbacks,
+                        Box::new(move || after.into_iter().for_each(run_caught)),
+                    );
+                }
+            }
+            Some(on_done) => {
+                // The callback runs before the result is marked ready, as in
+                // CPython: once `get` returns, the callback has run.
+                let cell = self.cell.clone();
+                dispatch(
+                    &self.callbacks,
+                    Box::new(move || {
+                        let _ = catch_unwind(AssertUnwindSafe(|| on_done(&outcome)));
+                        cell.set(outcome).into_iter().for_each(run_caught);
+                    }),
+                );
+            }
+        }
+    }
+}
+
+impl Sink for Gather {
+    fn complete(&self, index: usize, blob: Blob) {
+        let mut st = lock(&self.parts);
+        if index >= st.blobs.len() || st.remaining == 0 {
+            return;
+        }
+        match blob {
+            Ok(b) => st.blobs[index] = Some(b),
+            Err(e) => {
+                if st.error.as_ref().is_none_or(|(i, _)| index < *i) {
+                    st.error = Some((index, e));
+                }
+                st.blobs[index] = Some(Vec::new());
+            }
+        }
+        st.remaining -= 1;
+        if st.remaining > 0 {
+            return;
+        }
+        let outcome = match st.error.take() {
+            Some((_, e)) => Err(e),
+            None => Ok(st
+                .blobs
+                .iter_mut()
+                .map(|b| b.take().unwrap_or_default())
+                .collect()),
+        };
+        let on_done = st.on_done.take();
+        drop(st);
+        self.finish(outcome, on_done);
+    }
+}
+
+/// Decodes one result (`apply_async`).
+pub(crate) fn decode_one<R: DeserializeOwned>(blobs: &[Vec<u8>]) -> Result<R, Error> {
+    let b = blobs
+        .first()
+        .ok_or_else(|| Error::new(ErrorKind::Serialization, "no result"))?;
+    Ok(mp_process::decode(b)?)
+}
+
+/// Decodes and joins the results of every chunk (`map_async`).
+pub(crate) fn decode_many<R: DeserializeOwned>(blobs: &[Vec<u8>]) -> Result<Vec<R>, Error> {
+    let mut out = Vec::new();
+    for (i, b) in blobs.iter().enumerate() {
+        crate::chunk::decode_results_into(b, &mut out)?;
+        if i == 0 {
+            // Room for the others: every chunk but the last has the size
+            // of the first.
+            out.reserve(out.len() * (blobs.len() - 1));
+        }
+    }
+    Ok(out)
+}
+
+/// The result of an asynchronous call: Python's `AsyncResult` (and
+/// `MapResult`). `get` may be called any number of times; the value stays.
+pub struct AsyncResult<T> {
+    cell: Arc<Cell>,
+    decode: fn(&[Vec<u8>]) -> Result<T, Error>,
+}
+
+impl<T> AsyncResult<T> {
+    pub(crate) fn new(cell: Arc<Cell>, decode: fn(&[Vec<u8>]) -> Result<T, Error>) -> Self {
+        AsyncResult { cell, decode }
+    }
+
+    pub(crate) fn cell(&self) -> &Arc<Cell> {
+        &self.cell
+    }
+
+    fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, Error> {
+        let decode = self.decode;
+        match self.cell.with(deadline, |v| match v {
+            Ok(blobs) => decode(blobs),
+            Err(e) => Err(e.clone()),
+        }) {
+            Some(r) => r,
+            None => Err(Error::timeout()),
+        }
+    }
+
+    /// Waits for the result and returns it, or the task's error.
+    pub fn get(&self) -> Result<T, Error> {
+        self.get_deadline(None)
+    }
+
+    /// Like [`get`](AsyncResult::get), giving up after `timeout` with an
+    /// [`ErrorKind::Timeout`] error; the result is not lost, and a later
+    /// `get` returns it.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
+        self.get_deadline(Some(Instant::now() + timeout))
+    }
+
+    /// Waits until the result is ready.
+    pub fn wait(&self) {
+        self.cell.with(None, |_| ());
+    }
+
+    /// Waits until the result is ready or `timeout` passes; returns whether
+    /// it is ready.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.cell
+            .with(Some(Instant::now() + timeout), |_| ())
+            .is_some()
+    }
+
+    /// Whether the call has completed.
+    pub fn ready(&self) -> bool {
+        self.cell.is_set()
+    }
+
+    /// Whether the call completed without error; an
+    /// [`ErrorKind::NotReady`] error before it completed.
+    pub fn successful(&self) -> Result<bool, Error> {
+        match &lock(&self.cell.state).value {
+            None => Err(Error::new(ErrorKind::NotReady, "the result is not ready")),
+            Some(v) => Ok(v.is_ok()),
+        }
+    }
+}
+
+impl<T> Clone for AsyncResult<T> {
+    fn clone(&self) -> Self {
+        AsyncResult {
+            cell: self.cell.clone(),
+            decode: self.decode,
+        }
+    }
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+/// The chunks of an `imap` call as they complete.
+pub(crate) struct Stream {
+    state: Mutex<StreamState>,
+    cv: Condvar,
+    chunksize: usize,
+    items: usize,
+}
+
+struct StreamState {
+    waiters: usize,
+    /// Completed chunks by index (ordered) ...
+    by_index: BTreeMap<usize, Blob>,
+    /// ... or in completion order (unordered).
+    arrived: VecDeque<(usize, Blob)>,
+    ordered: bool,
+    done_items: usize,
+}
+
+impl Stream {
+    pub(crate) fn new(ordered: bool, chunksize: usize, items: usize) -> Arc<Stream> {
+        Arc::new(Stream {
+            state: Mutex::new(StreamState {
+                waiters: 0,
+                by_index: BTreeMap::new(),
+                arrived: VecDeque::new(),
+                ordered,
+                done_items: 0,
+            }),
+            cv: Condvar::new(),
+            chunksize,
+            items,
+        })
+    }
+
+    fn chunk_len(&self, index: usize) -> usize {
+        let start = index * self.chunksize;
+        self.chunksize.min(self.items.saturating_sub(start))
+    }
+}
+
+impl Sink for Stream {
+    fn complete(&self, index: usize, blob: Blob) {
+        let mut st = lock(&self.state);
+        st.done_items += self.chunk_len(index);
+        if st.ordered {
+            st.by_index.insert(index, blob);
+        } else {
+            st.arrived.push_back((index, blob));
+        }
+        let wake = st.waiters > 0;
+        drop(st);
+        if wake {
+            self.cv.notify_all();
+        }
+    }
+}
+
+/// The iterator of `imap` and `imap_unordered`: each item is the result of
+/// one input item, or its error. [`next_timeout`](ImapIter::next_timeout)
+/// waits at most a given time.
+///
+/// The iterator does not borrow the pool. If the pool is terminated (or
+/// dropped) first, the items not yet computed come out as
+/// [`ErrorKind::Terminated`] errors: iteration never hangs.
+pub struct ImapIter<R> {
+    stream: Arc<Stream>,
+    /// The rest of the chunk taken last: its results, or its error once
+    /// per item. (Not a queue of `Result<R, Error>`: moving each item
+    /// through one cost more than decoding it, at `imap(f, 0..100_000,
+    /// chunksize=64)`.)
+    ready: std::vec::IntoIter<R>,
+    failed: Option<(Error, usize)>,
+    taken: usize,
+    chunks: usize,
+    consumed: usize,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned> ImapIter<R> {
+    pub(crate) fn new(stream: Arc<Stream>) -> ImapIter<R> {
+        let chunks = stream.items.div_ceil(stream.chunksize.max(1));
+        ImapIter {
+            stream,
+            ready: Vec::new().into_iter(),
+            failed: None,
+            taken: 0,
+            chunks,
+            consumed: 0,
+            _r: PhantomData,
+        }
+    }
+
+    fn next_deadline(&mut self, deadline: Option<Instant>) -> Option<Result<R, Error>> {
+        if let Some(x) = self.pop_ready() {
+            return Some(x);
+        }
+        if self.taken == self.chunks {
+            return None;
+        }
+        let s = &self.stream;
+        let next = self.taken;
+        let g = lock(&s.state);
+        let (mut g, ok) = wait_until(&s.cv, g, deadline, |st| {
+            if st.ordered {
+                st.by_index.contains_key(&next)
+            } else {
+                !st.arrived.is_empty()
+            }
+        });
+        if !ok {
+            return Some(Err(Error::timeout()));
+        }
+        let (index, blob) = if g.ordered {
+            (next, g.by_index.remove(&next).expect("present"))
+        } else {
+            g.arrived.pop_front().expect("present")
+        };
+        drop(g);
+        self.taken += 1;
+        let n = s.chunk_len(index);
+        self.consumed += n;
+        let mut items = Vec::new();
+        match blob.and_then(|b| crate::chunk::decode_results_into::<R>(&b, &mut items)) {
+            Ok(()) => self.ready = items.into_iter(),
+            Err(e) => self.failed = (n > 0).then_some((e, n)),
+        }
+        self.pop_ready()
+    }
+
+    fn pop_ready(&mut self) -> Option<Result<R, Error>> {
+        if let Some(x) = self.ready.next() {
+            return Some(Ok(x));
+        }
+        let (e, left) = self.failed.as_mut()?;
+        *left -= 1;
+        if *left > 0 {
+            return Some(Err(e.clone()));
+        }
+        self.failed.take().map(|(e, _)| Err(e))
+    }
+
+    fn ready_len(&self) -> usize {
+        self.ready.len() + self.failed.as_ref().map_or(0, |(_, n)| *n)
+    }
+
+    /// The next result, waiting at most `timeout`. On timeout it returns
+    /// `Some(Err(e))` with [`ErrorKind::Timeout`]; nothing is lost, and the
+    /// iterator can be used again (Python's `next(timeout)`).
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, Error>> {
+        self.next_deadline(Some(Instant::now() + timeout))
+    }
+
+    pub(crate) fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<R, Error>> {
+        self.next_deadline(deadline)
+    }
+
+    /// Progress of the whole call: (items completed, items in total).
+    pub fn progress(&self) -> (usize, usize) {
+        (lock(&self.stream.state).done_items, self.stream.items)
+    }
+}
+
+impl<R: DeserializeOwned> Iterator for ImapIter<R> {
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Result<R, Error>> {
+        self.next_deadline(None)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.stream.items - self.consumed + self.ready_len();
+        (left, Some(left))
+    }
+}
+
+impl<R> fmt::Debug for ImapIter<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImapIter")
+            .field("chunks", &self.chunks)
+            .field("taken", &self.taken)
+            .finish()
+    }
+}

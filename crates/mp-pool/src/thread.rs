@@ -1,0 +1,224 @@
+//! `ThreadPool`: the same API on a rayon thread pool (Python's
+//! `multiprocessing.pool.ThreadPool`).
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use mp_process::RawFunction;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::engine::{FuncKey, Job};
+use crate::error::{Error, ErrorKind};
+use crate::front::{Backend, pool_api};
+use crate::result::{AsyncResult, CallbackThread, Callbacks, ImapIter, lock};
+
+/// A pool of threads with the API of [`Pool`](crate::Pool): switching
+/// between processes and threads is a one-word change (see
+/// [`TaskPool`](crate::TaskPool)).
+///
+/// ```
+/// use mp_pool::ThreadPool;
+///
+/// fn task(n: u64) -> u64 { (0..n).sum() }
+///
+/// let pool = ThreadPool::new(2)?;
+/// assert_eq!(pool.apply(task, 10_000)?, 49_995_000);
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+///
+/// Tasks run on a rayon pool of their own. Arguments and results still go
+/// through serde, so that a program behaves the same on both kinds. A
+/// panicking task fails its result with the message and location, as in a
+/// process pool. Threads cannot be killed: `terminate` fails the tasks not
+/// yet started, and tasks already running finish in the background.
+pub struct ThreadPool {
+    inner: Arc<Inner>,
+    threads: usize,
+    rayon: rayon::ThreadPool,
+    callbacks: Mutex<CallbackThread>,
+    handle: Weak<Callbacks>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Running,
+    Closed,
+    Terminated,
+}
+
+struct State {
+    status: Status,
+    pending: usize,
+    funcs: HashMap<TypeId, Arc<RawFunction>>,
+}
+
+impl ThreadPool {
+    /// A pool of `threads` threads (zero is an
+    /// [`ErrorKind::InvalidArgument`] error).
+    pub fn new(threads: usize) -> Result<ThreadPool, Error> {
+        if threads == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "number of threads must be at least 1",
+            ));
+        }
+        let rayon = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("mp-thread-pool-{i}"))
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Process, format!("cannot start threads: {e}")))?;
+        let callbacks = CallbackThread::start()?;
+        Ok(ThreadPool {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    status: Status::Running,
+                    pending: 0,
+                    funcs: HashMap::new(),
+                }),
+                cv: Condvar::new(),
+            }),
+            threads,
+            rayon,
+            handle: callbacks.handle(),
+            callbacks: Mutex::new(callbacks),
+        })
+    }
+
+    fn backend(&self) -> &ThreadPool {
+        self
+    }
+
+    /// The number of threads.
+    pub fn processes(&self) -> usize {
+        self.threads
+    }
+
+    /// Takes no more work; queued work still runs.
+    pub fn close(&self) {
+        let mut st = lock(&self.inner.state);
+        if st.status == Status::Running {
+            st.status = Status::Closed;
+        }
+    }
+
+    /// Fails the tasks not yet started with [`ErrorKind::Terminated`];
+    /// tasks already running finish in the background.
+    pub fn terminate(&self) {
+        lock(&self.inner.state).status = Status::Terminated;
+    }
+
+    /// Waits for the queued tasks and their callbacks, after `close` or
+    /// `terminate`; before either it is an [`ErrorKind::StillRunning`]
+    /// error.
+    pub fn join(&self) -> Result<(), Error> {
+        self.join_deadline(None)
+    }
+
+    /// Like [`join`](ThreadPool::join), giving up after `timeout` with an
+    /// [`ErrorKind::Timeout`] error.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.join_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn join_deadline(&self, deadline: Option<Instant>) -> Result<(), Error> {
+        let mut st = lock(&self.inner.state);
+        if st.status == Status::Running {
+            return Err(Error::new(
+                ErrorKind::StillRunning,
+                "cannot join a running pool: close or terminate it first",
+            ));
+        }
+        while st.pending > 0 {
+            match deadline {
+                None => st = self.inner.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            "timed out waiting for the tasks to finish",
+                        ));
+                    }
+                    st = self
+                        .inner
+                        .cv
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        drop(st);
+        lock(&self.callbacks).finish();
+        Ok(())
+    }
+}
+
+impl Backend for ThreadPool {
+    fn submit(&self, func: FuncKey<'_>, jobs: Vec<Job>) -> Result<(), Error> {
+        let mut st = lock(&self.inner.state);
+        if st.status != Status::Running {
+            return Err(Error::not_running());
+        }
+        let raw = match st.funcs.get(&func.id) {
+            Some(raw) => raw.clone(),
+            None => {
+                let raw = Arc::new((func.make)()?);
+                st.funcs.insert(func.id, raw.clone());
+                raw
+            }
+        };
+        st.pending += jobs.len();
+        drop(st);
+        for job in jobs {
+            let inner = self.inner.clone();
+            let raw = raw.clone();
+            self.rayon.spawn(move || {
+                let terminated = lock(&inner.state).status == Status::Terminated;
+                let blob = if terminated {
+                    Err(Error::terminated())
+                } else {
+                    raw.call(&job.args).map_err(|e| Error::from_process(&e))
+                };
+                job.sink.complete(job.index, blob);
+                lock(&inner.state).pending -= 1;
+                inner.cv.notify_all();
+            });
+        }
+        Ok(())
+    }
+
+    fn callbacks(&self) -> Weak<Callbacks> {
+        self.handle.clone()
+    }
+
+    fn processes(&self) -> usize {
+        self.threads
+    }
+}
+
+pool_api!(ThreadPool);
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.terminate();
+        lock(&self.callbacks).finish();
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.threads)
+            .finish()
+    }
+}

@@ -1,0 +1,132 @@
+//! The lock word: a 32-bit futex holding the owner's pid and a waiters
+//! bit. The protocol is described in `README.md` next to this file.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::sys;
+
+/// The owner's pid: Linux pids are below 2^22 (`PID_MAX_LIMIT`).
+pub(crate) const PID_MASK: u32 = 0x3fff_ffff;
+/// Some process may be asleep in `FUTEX_WAIT` on the word.
+pub(crate) const WAITERS: u32 = 0x8000_0000;
+
+/// How long a waiter sleeps before it checks whether the owner is alive.
+/// Bounds how late a dead owner is noticed; each check costs a pidfd_open.
+const LIVENESS_SLICE: Duration = Duration::from_millis(100);
+
+/// How an acquire ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// The lock is ours.
+    Locked,
+    /// The lock is ours; its owner, this pid, had died holding it.
+    OwnerDied(u32),
+    /// Not acquired: held by a live owner until the deadline.
+    TimedOut,
+}
+
+/// One attempt, no waiting.
+pub(crate) fn try_lock(word: &AtomicU32, me: u32) -> Acquired {
+    match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+        Ok(_) => Acquired::Locked,
+        Err(v) => match take_if_dead(word, v, me) {
+            Some(pid) => Acquired::OwnerDied(pid),
+            None => Acquired::TimedOut,
+        },
+    }
+}
+
+/// Acquires the word for `me` (a pid), waiting until `deadline` (None:
+/// forever). A deadline in the past makes this one attempt.
+pub(crate) fn lock(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Acquired {
+    // Fast path: uncontended.
+    if word
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        return Acquired::Locked;
+    }
+    lock_slow(word, me, deadline)
+}
+
+#[cold]
+fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Acquired {
+    let mut checked_once = false;
+    loop {
+        let v = word.load(Ordering::Relaxed);
+        if v == 0 {
+            // We may be one of several waiters: keep the bit set so that our
+            // unlock wakes the next (a spurious wake at worst).
+            if word
+                .compare_exchange(0, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Acquired::Locked;
+            }
+            continue;
+        }
+        if v & WAITERS == 0
+            && word
+                .compare_exchange(v, v | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        let slice = match deadline {
+            None => LIVENESS_SLICE,
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    // One last look: a dead owner is worth reporting even at
+                    // the deadline (try_lock semantics for a zero timeout).
+                    if !checked_once {
+                        if let Some(pid) = take_if_dead(word, word.load(Ordering::Relaxed), me) {
+                            return Acquired::OwnerDied(pid);
+                        }
+                    }
+                    return Acquired::TimedOut;
+                }
+                (d - now).min(LIVENESS_SLICE)
+            }
+        };
+        if sys::futex_wait(word, v | WAITERS, Some(slice)) == sys::Wake::TimedOut {
+            checked_once = true;
+            if let Some(pid) = take_if_dead(word, word.load(Ordering::Relaxed), me) {
+                return Acquired::OwnerDied(pid);
+            }
+        }
+    }
+}
+
+/// If the word `v` names an owner that has ended, takes the lock for `me`
+/// (keeping the waiters bit, since others may sleep) and returns the dead
+/// pid. The compare-exchange on the exact value makes exactly one of
+/// several waiters the recoverer.
+fn take_if_dead(word: &AtomicU32, v: u32, me: u32) -> Option<u32> {
+    let owner = v & PID_MASK;
+    if owner == 0 || owner == me || !sys::process_ended(owner) {
+        return None;
+    }
+    word.compare_exchange(v, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+        .ok()
+        .map(|_| owner)
+}
+
+/// Releases the word; wakes one sleeper if any may sleep.
+pub(crate) fn unlock(word: &AtomicU32) {
+    if word.swap(0, Ordering::Release) & WAITERS != 0 {
+        sys::futex_wake(word, 1);
+    }
+}
+
+/// The owner's pid, 0 when unlocked.
+pub(crate) fn owner(word: &AtomicU32) -> u32 {
+    word.load(Ordering::Relaxed) & PID_MASK
+}
+
+/// The deadline `timeout` from now; None when it does not fit an `Instant`
+/// (which then means "forever").
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}

@@ -1,0 +1,75 @@
+//! Unit tests of the region checks and the lock word, in one process.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::lock::word::{self, Acquired, WAITERS};
+use crate::region::{Kind, Region, Shape};
+use crate::sys;
+
+fn dup(region: &Region) -> OwnedFd {
+    region.fd().try_clone_to_owned().unwrap()
+}
+
+#[test]
+fn attach_refuses_another_kind_or_type() {
+    let lock = Region::create(Shape::untyped(Kind::Lock, 4)).unwrap();
+    assert!(Region::attach(dup(&lock), Shape::untyped(Kind::Lock, 4)).is_ok());
+    assert!(Region::attach(dup(&lock), Shape::untyped(Kind::Event, 4)).is_err());
+    assert!(Region::attach(dup(&lock), Shape::untyped(Kind::Lock, 8)).is_err());
+    let typed = Shape {
+        kind: Kind::Value,
+        payload_len: 16,
+        elem_size: 8,
+        elem_align: 8,
+        count: 1,
+    };
+    let v = Region::create(typed).unwrap();
+    let other = Shape {
+        elem_size: 4,
+        elem_align: 4,
+        ..typed
+    };
+    assert!(Region::attach(dup(&v), other).is_err());
+}
+
+#[test]
+fn attach_refuses_a_file_that_is_not_sealed() {
+    let f = std::fs::File::open("/proc/self/exe").unwrap();
+    assert!(Region::attach(f.into(), Shape::untyped(Kind::Lock, 4)).is_err());
+}
+
+#[test]
+fn word_protocol_in_one_process() {
+    let w = AtomicU32::new(0);
+    let me = sys::pid();
+    assert_eq!(word::lock(&w, me, None), Acquired::Locked);
+    assert_eq!(word::owner(&w), me);
+    // The owner is alive (it is us): a timed attempt times out, no earlier.
+    let start = Instant::now();
+    let r = word::lock(&w, me, Some(start + Duration::from_millis(120)));
+    assert_eq!(r, Acquired::TimedOut);
+    assert!(start.elapsed() >= Duration::from_millis(120));
+    assert_ne!(
+        w.load(Ordering::Relaxed) & WAITERS,
+        0,
+        "the waiter set the bit"
+    );
+    word::unlock(&w);
+    assert_eq!(w.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_dead_pid_in_the_word_is_taken_over() {
+    // A child that has exited and been reaped: its pid names no process.
+    let mut p = mp_process::Process::closure(|| ()).start_method(mp_process::StartMethod::Fork);
+    p.start().unwrap();
+    let dead = p.pid().unwrap();
+    p.join().unwrap();
+    assert!(sys::process_ended(dead));
+    assert!(!sys::process_ended(sys::pid()));
+    let w = AtomicU32::new(dead);
+    assert_eq!(word::try_lock(&w, sys::pid()), Acquired::OwnerDied(dead));
+    assert_eq!(word::owner(&w), sys::pid());
+}
