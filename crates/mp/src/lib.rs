@@ -139,4 +139,7 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/guide/managers.md")]
     pub struct Managers;
+
+    #[doc = include_str!("../../../docs/guide/queues-and-pipes.md")]
+    pub struct QueuesAndPipes;
 }
