@@ -71,9 +71,9 @@
 //!
 //! - `Queue::put` serializes the value at the call (CPython does it later,
 //!   in a feeder thread, so a change made after `put` may reach the reader).
-//! - Items put on a queue wait in the kernel, not in the producer: joining a
-//!   producer that exits with items still queued never deadlocks, and no
-//!   item is lost (CPython's "joining processes that use queues" caveat).
+//! - Items put on a queue wait in shared memory or in the kernel, not in the
+//!   producer: joining a producer that exits with items still queued never
+//!   deadlocks, and no item is lost (CPython's "joining processes that use queues" caveat).
 //! - Queues can be passed to any process, pool workers included, as
 //!   arguments.
 //! - `send`/`recv` carry serde values (postcard), not pickles: only the
