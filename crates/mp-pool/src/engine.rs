@@ -3,15 +3,16 @@
 //!
 //! Threads (per pool): a supervisor that owns the worker processes (starts,
 //! reaps, replaces and kills them, and checks every 200 ms that they are
-//! alive); per worker a writer, which writes queued frames to the worker's
-//! socket in batches, and a reader, which reads result batches and hands
-//! them to their sinks; and the callback thread (see `result`). All share
-//! one `State` behind a mutex; whoever changes it (a submitter, a reader,
-//! the supervisor) also moves queued tasks to workers with room (`pump`).
+//! alive); per worker a writer, which writes the frames that the worker's
+//! non-blocking task socket did not take at once (see `Outbox`), and a
+//! reader, which reads result batches and hands them to their sinks; and
+//! the callback thread (see `result`). All share one `State` behind a
+//! mutex; whoever changes it (a submitter, a reader, the supervisor) also
+//! moves queued tasks to workers with room (`pump`).
 
 use std::any::TypeId;
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -119,15 +120,33 @@ impl Slot {
     }
 }
 
-/// A worker's queue of bytes to write, drained by its writer thread.
+/// A queued batch this large is written by whoever queues it (see
+/// [`Outbox`]).
+const DIRECT_WRITE: usize = 8 * 1024;
+
+/// A worker's queue of bytes to write.
+///
+/// Whoever queues [`DIRECT_WRITE`] bytes or more writes them at once, as
+/// far as the (non-blocking) socket takes them; the rest, and smaller
+/// batches, go to the worker's writer thread. Handing every batch to the
+/// writer cost a thread wake-up per batch (each a cross-CPU interrupt on a
+/// VM) and delayed the workers' start, at `map(f, 0..100_000)`; small
+/// batches still go through the writer, which gathers those that come
+/// while it writes into one write (10,000 `apply_async`: a write per task
+/// from the submitting thread was slower).
 struct Outbox {
     state: Mutex<OutboxState>,
     cv: Condvar,
+    /// The parent's end of the task stream (non-blocking).
+    sock: UnixStream,
 }
 
 #[derive(Default)]
 struct OutboxState {
+    /// Bytes not yet written: empty unless `busy`.
     buf: Vec<u8>,
+    /// The writer thread owns the socket (it writes `buf`).
+    busy: bool,
     closed: bool,
     waiting: bool,
 }
@@ -139,6 +158,29 @@ impl Outbox {
             return;
         }
         f(&mut st.buf);
+        if !st.busy {
+            if st.buf.len() >= DIRECT_WRITE {
+                match write_some(&self.sock, &st.buf) {
+                    Ok(n) if n == st.buf.len() => {
+                        st.buf.clear();
+                        return;
+                    }
+                    Ok(n) => {
+                        st.buf.drain(..n);
+                    }
+                    // The worker is gone; the reader sees it too.
+                    Err(_) => {
+                        st.closed = true;
+                        st.buf.clear();
+                        drop(st);
+                        // The writer thread ends when closed and idle.
+                        self.cv.notify_one();
+                        return;
+                    }
+                }
+            }
+            st.busy = true;
+        }
         let wake = st.waiting;
         drop(st);
         if wake {
@@ -500,30 +542,14 @@ impl Shared {
         // sets and signals itself.
     }
 
-    fn on_results(&self, slot: usize, generation: u64, body: &[u8]) -> Result<(), Error> {
-        let bad = |_| Error::new(ErrorKind::Process, "a worker sent a malformed result batch");
-        let mut c = Cursor::new(body);
-        let busy_ns = c.u64().map_err(bad)?;
-        let count = c.u32().map_err(bad)? as usize;
-        let mut blobs = Vec::with_capacity(count);
-        for _ in 0..count {
-            let tag = c.u8().map_err(bad)?;
-            let len = c.u32().map_err(bad)? as usize;
-            let bytes = c.take(len).map_err(bad)?;
-            blobs.push(if tag == 0 {
-                Ok(bytes.to_vec())
-            } else {
-                Err(mp_process::decode::<WireError>(bytes)
-                    .map(WireError::into_error)
-                    .unwrap_or_else(|e| Error::from_process(&e)))
-            });
-        }
+    fn on_results(&self, slot: usize, generation: u64, busy_ns: u64, blobs: Vec<Blob>) {
+        let count = blobs.len();
         let mut st = lock(&self.state);
         let mut done: Done = Vec::with_capacity(count);
         {
             let w = &mut st.workers[slot];
             if w.generation != generation {
-                return Ok(());
+                return;
             }
             for blob in blobs {
                 let Some(t) = w.outstanding.pop_front() else {
@@ -545,7 +571,6 @@ impl Shared {
         self.after_completion(&mut st);
         drop(st);
         deliver(done);
-        Ok(())
     }
 
     fn on_init_failed(&self, body: &[u8]) {
@@ -569,7 +594,10 @@ impl Shared {
 struct Worker {
     generation: u64,
     process: Process<()>,
-    sock: UnixStream,
+    /// The parent's end of the task stream.
+    tx: UnixStream,
+    /// The parent's end of the result stream.
+    rx: UnixStream,
     reader: Option<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
     outbox: Arc<Outbox>,
@@ -654,9 +682,14 @@ impl Supervisor {
                 format!("cannot start a worker: {what}: {e}"),
             )
         };
-        let (mine, theirs) = UnixStream::pair().map_err(|e| io("socketpair", e))?;
+        // One stream per direction, so that the task stream can be
+        // non-blocking (see `Outbox`) while the reader blocks.
+        let (tx, tasks) = UnixStream::pair().map_err(|e| io("socketpair", e))?;
+        let (rx, results) = UnixStream::pair().map_err(|e| io("socketpair", e))?;
+        tx.set_nonblocking(true).map_err(|e| io("fcntl", e))?;
         let args = WorkerArgs {
-            sock: SharedFd::new(theirs.into()),
+            tasks: SharedFd::new(tasks.into()),
+            results: SharedFd::new(results.into()),
             init: cfg.init.clone(),
             max_tasks: cfg.max_tasks,
         };
@@ -674,9 +707,10 @@ impl Supervisor {
         let outbox = Arc::new(Outbox {
             state: Mutex::new(OutboxState::default()),
             cv: Condvar::new(),
+            sock: tx.try_clone().map_err(|e| io("dup", e))?,
         });
-        let read_half = mine.try_clone().map_err(|e| io("dup", e))?;
-        let write_half = mine.try_clone().map_err(|e| io("dup", e))?;
+        let read_half = rx.try_clone().map_err(|e| io("dup", e))?;
+        let write_half = tx.try_clone().map_err(|e| io("dup", e))?;
         let shared = self.shared.clone();
         let reader = std::thread::Builder::new()
             .name("mp-pool-reader".into())
@@ -690,7 +724,8 @@ impl Supervisor {
         self.workers[slot] = Some(Worker {
             generation,
             process,
-            sock: mine,
+            tx,
+            rx,
             reader: Some(reader),
             writer: Some(writer),
             outbox: outbox.clone(),
@@ -724,13 +759,13 @@ impl Supervisor {
         let status = reaped.err().flatten();
         w.outbox.close();
         // A write blocked on the dead worker's full socket fails now.
-        let _ = w.sock.shutdown(Shutdown::Write);
+        let _ = w.tx.shutdown(Shutdown::Write);
         if let Some(t) = w.writer.take() {
             let _ = t.join();
         }
         // Results the worker wrote before it died are read first.
         if let Some(t) = w.reader.take() {
-            join_reader(t, &w.sock);
+            join_reader(t, &w.rx);
         }
         let mut st = lock(&self.shared.state);
         let outstanding: Vec<Task> = {
@@ -816,12 +851,12 @@ impl Supervisor {
         for slot in 0..self.workers.len() {
             if let Some(mut w) = self.workers[slot].take() {
                 let _ = reap(&mut w.process);
-                let _ = w.sock.shutdown(Shutdown::Write);
+                let _ = w.tx.shutdown(Shutdown::Write);
                 if let Some(t) = w.writer.take() {
                     let _ = t.join();
                 }
                 if let Some(t) = w.reader.take() {
-                    join_reader(t, &w.sock);
+                    join_reader(t, &w.rx);
                 }
             }
         }
@@ -865,37 +900,115 @@ fn reader(shared: &Arc<Shared>, slot: usize, generation: u64, sock: UnixStream) 
     let mut r = BufReader::with_capacity(256 * 1024, sock);
     let mut body = Vec::new();
     loop {
-        match wire::read_frame(&mut r, &mut body) {
-            Ok(Some(wire::RESULTS)) => {
-                if shared.on_results(slot, generation, &body).is_err() {
+        match wire::read_header(&mut r) {
+            Ok(Some((wire::RESULTS, len))) => match read_results(&mut r, len) {
+                Ok((busy_ns, blobs)) => shared.on_results(slot, generation, busy_ns, blobs),
+                Err(_) => break,
+            },
+            Ok(Some((wire::INIT_FAILED, len))) => {
+                body.clear();
+                body.resize(len, 0);
+                if r.read_exact(&mut body).is_err() {
                     break;
                 }
+                shared.on_init_failed(&body);
             }
-            Ok(Some(wire::INIT_FAILED)) => shared.on_init_failed(&body),
             Ok(Some(_)) | Ok(None) | Err(_) => break,
         }
     }
     let _ = lock(&shared.sup_tx).send(SupMsg::Exited { slot, generation });
 }
 
+/// Reads the body (`len` bytes) of a result batch: the worker's busy time
+/// and the results. Each result is read straight into its own vector,
+/// which the sink keeps (reading the body whole first cost two more
+/// copies of every result).
+fn read_results(r: &mut impl Read, len: usize) -> std::io::Result<(u64, Vec<Blob>)> {
+    let malformed = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed batch");
+    let mut fixed = [0u8; 12];
+    let mut left = len.checked_sub(fixed.len()).ok_or_else(malformed)?;
+    r.read_exact(&mut fixed)?;
+    let mut c = Cursor::new(&fixed);
+    let busy_ns = c.u64()?;
+    let count = c.u32()? as usize;
+    let mut blobs = Vec::with_capacity(count.min(left / 5));
+    for _ in 0..count {
+        let mut head = [0u8; 5];
+        left = left.checked_sub(head.len()).ok_or_else(malformed)?;
+        r.read_exact(&mut head)?;
+        let mut c = Cursor::new(&head);
+        let tag = c.u8()?;
+        let n = c.u32()? as usize;
+        left = left.checked_sub(n).ok_or_else(malformed)?;
+        let bytes = wire::read_vec(r, n)?;
+        blobs.push(if tag == 0 {
+            Ok(bytes)
+        } else {
+            Err(mp_process::decode::<WireError>(&bytes)
+                .map(WireError::into_error)
+                .unwrap_or_else(|e| Error::from_process(&e)))
+        });
+    }
+    // Bytes past the results (none today) are skipped.
+    std::io::copy(&mut r.take(left as u64), &mut std::io::sink())?;
+    Ok((busy_ns, blobs))
+}
+
+/// Writes what `Outbox::push` left to it, gathering what comes meanwhile.
 fn writer(outbox: &Outbox, mut sock: UnixStream) {
     let mut spare = Vec::new();
     loop {
         let mut st = lock(&outbox.state);
-        while st.buf.is_empty() && !st.closed {
+        loop {
+            if st.busy {
+                if !st.buf.is_empty() {
+                    break;
+                }
+                st.busy = false;
+            }
+            if st.closed {
+                return;
+            }
             st.waiting = true;
             st = outbox.cv.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-        st.waiting = false;
-        if st.buf.is_empty() {
-            return;
+            st.waiting = false;
         }
         std::mem::swap(&mut st.buf, &mut spare);
         drop(st);
-        if sock.write_all(&spare).is_err() {
-            lock(&outbox.state).closed = true;
+        if write_all(&mut sock, &spare).is_err() {
+            let mut st = lock(&outbox.state);
+            st.closed = true;
+            st.busy = false;
+            st.buf.clear();
             return;
         }
         spare.clear();
     }
+}
+
+/// Writes what a non-blocking socket takes now; how much.
+fn write_some(mut sock: &UnixStream, buf: &[u8]) -> std::io::Result<usize> {
+    let mut written = 0;
+    while written < buf.len() {
+        match sock.write(&buf[written..]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+/// Writes all of `buf` to a non-blocking socket, blocking for what it does
+/// not take at once.
+fn write_all(sock: &mut UnixStream, buf: &[u8]) -> std::io::Result<()> {
+    let n = write_some(sock, buf)?;
+    if n < buf.len() {
+        sock.set_nonblocking(false)?;
+        sock.write_all(&buf[n..])?;
+        sock.set_nonblocking(true)?;
+    }
+    Ok(())
 }

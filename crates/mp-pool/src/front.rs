@@ -13,7 +13,7 @@ use crate::chunk::{Packed, encode_items};
 use crate::engine::{FuncKey, Job};
 use crate::error::{Error, ErrorKind};
 use crate::result::{
-    AsyncResult, Callbacks, Cell, Gather, ImapIter, OnDone, Outcome, Stream, decode_many,
+    AsyncResult, Callbacks, Cell, Collect, Gather, ImapIter, OnDone, Outcome, Stream, decode_many,
     decode_one,
 };
 
@@ -139,8 +139,11 @@ where
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
     let n = items.len().div_ceil(chunksize);
+    let mut last_len = 0;
     for (index, chunk) in items.chunks(chunksize).enumerate() {
-        let args = encode_items(chunk)?;
+        // Chunks are alike: each is about as large as the one before.
+        let args = encode_items(chunk, last_len + last_len / 8)?;
+        last_len = args.len();
         batch_bytes += args.len();
         batch.push(Job {
             args,
@@ -182,6 +185,32 @@ where
     let gather = Gather::new(items.len().div_ceil(cs), cell.clone(), done, b.callbacks());
     submit_chunks(b, f, &items, cs, gather)?;
     Ok(AsyncResult::new(cell, decode_many::<R>))
+}
+
+/// `map`: as `map_async(...).get()`, but the caller decodes each chunk as
+/// soon as it and those before it have arrived (see `Collect`).
+pub(crate) fn map<B, F, A, R, I>(
+    b: &B,
+    f: F,
+    items: I,
+    chunksize: Option<usize>,
+) -> Result<Vec<R>, Error>
+where
+    B: Backend + ?Sized,
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+    I: IntoIterator<Item = A>,
+{
+    let chunksize = check_chunksize(chunksize)?;
+    let items: Vec<A> = items.into_iter().collect();
+    let len = items.len();
+    let cs = chunksize.unwrap_or_else(|| default_chunksize(len, b.processes()));
+    let collect = Collect::new(len.div_ceil(cs));
+    submit_chunks(b, f, &items, cs, collect.clone())?;
+    // The items are encoded: their memory can hold the results.
+    drop(items);
+    collect.wait(len)
 }
 
 pub(crate) fn imap<B, F, A, R, I>(
@@ -378,7 +407,7 @@ macro_rules! pool_api {
                 R: Serialize + DeserializeOwned + 'static,
                 I: IntoIterator<Item = A>,
             {
-                self.map_async(f, items, chunksize)?.get()
+                crate::front::map(self.backend(), f, items, chunksize)
             }
 
             /// Starts `f` over every item (Python's `map_async`).

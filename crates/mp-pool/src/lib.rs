@@ -60,6 +60,7 @@
 // through mp-process, which owns every unsafe call.
 
 mod chunk;
+mod enc;
 mod engine;
 mod error;
 mod executor;

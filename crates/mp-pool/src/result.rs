@@ -3,8 +3,8 @@
 //! `imap`, and the callback thread.
 //!
 //! Results stay encoded until the caller asks for them: the pool's reader
-//! threads never see the result type, and decoding happens in `get` or in
-//! the iterator, on the caller's thread.
+//! threads never see the result type, and decoding happens in `get`, in
+//! the iterator or in a blocking `map` (`Collect`), on the caller's thread.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -365,6 +365,117 @@ impl Sink for Gather {
         let on_done = st.on_done.take();
         drop(st);
         self.finish(outcome, on_done);
+    }
+}
+
+/// The chunks of a blocking `map`, which the caller decodes in order as
+/// they arrive, while the later ones are still being computed: decoding
+/// them all after the last one arrived kept the caller busy for ~0.15 ms
+/// past the workers at `map(f, 0..100_000)`. The caller's thread decodes
+/// (not the reader threads), so `R` need not be `Send`.
+pub(crate) struct Collect {
+    state: Mutex<CollectState>,
+    cv: Condvar,
+}
+
+struct CollectState {
+    waiters: usize,
+    chunks: Vec<Part>,
+    /// Chunks not arrived yet.
+    remaining: usize,
+}
+
+/// A waiting `map` is woken for a chunk this large, else only for the last
+/// one: a wake-up per tiny chunk (`chunksize=1`) cost more than decoding
+/// them all at the end.
+const EAGER_BYTES: usize = 16 * 1024;
+
+/// A chunk of a `map`, as the caller waits for it.
+enum Part {
+    Pending,
+    Arrived(Blob),
+    Taken,
+}
+
+impl Waiters for CollectState {
+    fn waiters(&mut self) -> &mut usize {
+        &mut self.waiters
+    }
+}
+
+impl Collect {
+    pub(crate) fn new(chunks: usize) -> Arc<Collect> {
+        Arc::new(Collect {
+            state: Mutex::new(CollectState {
+                waiters: 0,
+                chunks: (0..chunks).map(|_| Part::Pending).collect(),
+                remaining: chunks,
+            }),
+            cv: Condvar::new(),
+        })
+    }
+
+    /// Waits for every chunk and returns the results in order, or the
+    /// error `map_async(...).get()` returns: the failure of the chunk with
+    /// the lowest index, else the first chunk that cannot be decoded.
+    /// `capacity` is how many results to expect.
+    pub(crate) fn wait<R: DeserializeOwned>(&self, capacity: usize) -> Result<Vec<R>, Error> {
+        let mut out: Vec<R> = Vec::new();
+        let mut failed: Option<Error> = None;
+        let mut undecodable: Option<Error> = None;
+        let n = lock(&self.state).chunks.len();
+        for next in 0..n {
+            let g = lock(&self.state);
+            let (mut g, _) = wait_until(&self.cv, g, None, |st| {
+                matches!(st.chunks[next], Part::Arrived(_))
+            });
+            let blob = match std::mem::replace(&mut g.chunks[next], Part::Taken) {
+                Part::Arrived(blob) => blob,
+                // Not reached: the wait above ends only on an arrived chunk.
+                _ => Err(Error::new(
+                    ErrorKind::Process,
+                    "a chunk of the map was lost",
+                )),
+            };
+            drop(g);
+            match blob {
+                Ok(bytes) if failed.is_none() && undecodable.is_none() => {
+                    if out.capacity() == 0 {
+                        out.reserve(capacity);
+                    }
+                    if let Err(e) = crate::chunk::decode_results_into(&bytes, &mut out) {
+                        undecodable = Some(e);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if failed.is_none() {
+                        failed = Some(e);
+                    }
+                }
+            }
+        }
+        match failed.or(undecodable) {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+}
+
+impl Sink for Collect {
+    fn complete(&self, index: usize, blob: Blob) {
+        let big = blob.as_ref().is_ok_and(|b| b.len() >= EAGER_BYTES);
+        let mut st = lock(&self.state);
+        match st.chunks.get_mut(index) {
+            Some(p @ Part::Pending) => *p = Part::Arrived(blob),
+            _ => return,
+        }
+        st.remaining -= 1;
+        let wake = st.waiters > 0 && (big || st.remaining == 0);
+        drop(st);
+        if wake {
+            self.cv.notify_all();
+        }
     }
 }
 

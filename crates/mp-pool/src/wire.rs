@@ -1,6 +1,7 @@
-//! The pool's stream protocol: framed messages on one `SOCK_STREAM` socket
-//! per worker. A frame is a 12-byte header (kind `u32`, body length `u64`,
-//! little-endian) and its body.
+//! The pool's stream protocol: framed messages on two `SOCK_STREAM` socket
+//! pairs per worker, one per direction (so that the parent's task end can
+//! be non-blocking while its result end blocks). A frame is a 12-byte
+//! header (kind `u32`, body length `u64`, little-endian) and its body.
 //!
 //! Parent to worker: [`DEFINE`] (a function id and its encoded
 //! `RawFunction`, sent once per worker before the first task that uses it),
@@ -46,8 +47,28 @@ pub(crate) fn has_frame(buf: &[u8]) -> bool {
     }
 }
 
+/// The kind and body length of the frame `buf` starts with, which
+/// [`has_frame`] says is whole.
+pub(crate) fn parse_header(buf: &[u8]) -> (u32, usize) {
+    let kind = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
+    let len = u64::from_le_bytes(buf[4..12].try_into().expect("8 bytes"));
+    (kind, len as usize)
+}
+
 /// Reads one frame into `body`; `Ok(None)` at a clean end of stream.
 pub(crate) fn read_frame(r: &mut impl Read, body: &mut Vec<u8>) -> io::Result<Option<u32>> {
+    let Some((kind, len)) = read_header(r)? else {
+        return Ok(None);
+    };
+    body.clear();
+    body.resize(len, 0);
+    r.read_exact(body)?;
+    Ok(Some(kind))
+}
+
+/// Reads a frame's header: its kind and body length; `Ok(None)` at a
+/// clean end of stream.
+pub(crate) fn read_header(r: &mut impl Read) -> io::Result<Option<(u32, usize)>> {
     let mut header = [0u8; HEADER];
     let mut got = 0;
     while got < HEADER {
@@ -67,10 +88,17 @@ pub(crate) fn read_frame(r: &mut impl Read, body: &mut Vec<u8>) -> io::Result<Op
             format!("frame of {len} bytes"),
         ));
     }
-    body.clear();
-    body.resize(len as usize, 0);
-    r.read_exact(body)?;
-    Ok(Some(kind))
+    Ok(Some((kind, len as usize)))
+}
+
+/// Reads exactly `n` bytes into a new vector (without zeroing it first).
+pub(crate) fn read_vec(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut v = Vec::with_capacity(n);
+    r.take(n as u64).read_to_end(&mut v)?;
+    if v.len() < n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(v)
 }
 
 /// Writes one frame.

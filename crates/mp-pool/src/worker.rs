@@ -7,7 +7,7 @@
 //! a small flusher thread, when a result has waited 1 ms behind a long
 //! task. A result is therefore never held back for longer than about 1 ms.
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -21,16 +21,24 @@ use crate::wire::{self, Cursor};
 /// What a worker is started with.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WorkerArgs {
-    /// The worker's end of its socket pair.
-    pub(crate) sock: SharedFd,
+    /// The worker's end of its task stream (parent to worker).
+    pub(crate) tasks: SharedFd,
+    /// The worker's end of its result stream (worker to parent).
+    pub(crate) results: SharedFd,
     /// The initializer and its encoded arguments.
     pub(crate) init: Option<(RawFunction, Vec<u8>)>,
     /// Exit after this many tasks (Python's `maxtasksperchild`).
     pub(crate) max_tasks: Option<u64>,
 }
 
-/// A batch larger than this is written at once.
-const BATCH_BYTES: usize = 64 * 1024;
+/// A batch larger than this is written at once. A result this large costs
+/// far more to make than its write, and sent at once it is decoded by the
+/// parent while the worker goes on (`map`'s chunks).
+const BATCH_BYTES: usize = 16 * 1024;
+/// The frame's head and the batch's (busy time, count), which `buf` keeps
+/// room for in front of the results, so that a batch is written from
+/// where it was made.
+const HEAD: usize = wire::HEADER + 12;
 /// A result waits at most this long for its batch.
 const MAX_DELAY: Duration = Duration::from_millis(1);
 
@@ -41,7 +49,8 @@ struct Out {
 
 struct OutState {
     sock: UnixStream,
-    /// Encoded results not yet written (without the frame's head).
+    /// Room for the frame's head ([`HEAD`] bytes), then the encoded
+    /// results not yet written.
     buf: Vec<u8>,
     count: u32,
     busy_ns: u64,
@@ -77,13 +86,13 @@ impl OutState {
         if self.count == 0 {
             return;
         }
-        let mut frame = Vec::with_capacity(wire::HEADER + 12 + self.buf.len());
-        wire::put_header(&mut frame, wire::RESULTS, 12 + self.buf.len());
-        frame.extend_from_slice(&self.busy_ns.to_le_bytes());
-        frame.extend_from_slice(&self.count.to_le_bytes());
-        frame.extend_from_slice(&self.buf);
-        let _ = self.sock.write_all(&frame);
-        self.buf.clear();
+        let mut head = Vec::with_capacity(HEAD);
+        wire::put_header(&mut head, wire::RESULTS, self.buf.len() - wire::HEADER);
+        head.extend_from_slice(&self.busy_ns.to_le_bytes());
+        head.extend_from_slice(&self.count.to_le_bytes());
+        self.buf[..HEAD].copy_from_slice(&head);
+        let _ = self.sock.write_all(&self.buf);
+        self.buf.truncate(HEAD);
         self.count = 0;
         self.busy_ns = 0;
         self.since = None;
@@ -92,23 +101,21 @@ impl OutState {
 
 /// The worker's main function.
 pub(crate) fn worker_main(args: WorkerArgs) {
-    let sock = UnixStream::from(args.sock.into_inner());
+    let sock = UnixStream::from(args.tasks.into_inner());
+    let results = UnixStream::from(args.results.into_inner());
     if let Some((init, init_args)) = &args.init {
         if let Err(e) = init.call(init_args) {
             let body = mp_process::encode(&WireError::from_error(&Error::from_process(&e)))
                 .unwrap_or_default();
-            let mut sock = &sock;
-            let _ = wire::write_frame(&mut sock, wire::INIT_FAILED, &body);
+            let mut results = &results;
+            let _ = wire::write_frame(&mut results, wire::INIT_FAILED, &body);
             return;
         }
     }
-    let Ok(write_half) = sock.try_clone() else {
-        return;
-    };
     let out = Arc::new(Out {
         state: Mutex::new(OutState {
-            sock: write_half,
-            buf: Vec::new(),
+            sock: results,
+            buf: vec![0; HEAD],
             count: 0,
             busy_ns: 0,
             since: None,
@@ -136,31 +143,76 @@ pub(crate) fn worker_main(args: WorkerArgs) {
 
 fn serve(sock: &UnixStream, out: &Out, max_tasks: Option<u64>) {
     let mut reader = BufReader::with_capacity(256 * 1024, sock);
-    let mut funcs: Vec<Option<RawFunction>> = Vec::new();
+    let mut w = Serving {
+        funcs: Vec::new(),
+        done_tasks: 0,
+        max_tasks,
+        out,
+    };
     let mut body = Vec::new();
-    let mut done_tasks = 0u64;
     loop {
-        let kind = match wire::read_frame(&mut reader, &mut body) {
-            Ok(Some(kind)) => kind,
-            Ok(None) | Err(_) => return,
+        // A frame that is whole in the read buffer is served from there:
+        // copying it out first cost a copy and a zeroing of every chunk.
+        while reader.buffer().is_empty() {
+            match reader.fill_buf() {
+                Ok(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+        let buffered = reader.buffer();
+        if buffered.is_empty() {
+            return;
+        }
+        let go_on = if wire::has_frame(buffered) {
+            let (kind, len) = wire::parse_header(buffered);
+            let end = wire::HEADER + len;
+            let more = wire::has_frame(&buffered[end..]);
+            let go_on = w.frame(kind, &buffered[wire::HEADER..end], more);
+            reader.consume(end);
+            go_on
+        } else {
+            match wire::read_frame(&mut reader, &mut body) {
+                Ok(Some(kind)) => w.frame(kind, &body, wire::has_frame(reader.buffer())),
+                Ok(None) | Err(_) => false,
+            }
         };
+        if !go_on {
+            return;
+        }
+    }
+}
+
+/// What the worker keeps between frames.
+struct Serving<'a> {
+    funcs: Vec<Option<RawFunction>>,
+    done_tasks: u64,
+    max_tasks: Option<u64>,
+    out: &'a Out,
+}
+
+impl Serving<'_> {
+    /// Handles one frame; whether to go on. `more`: another whole frame
+    /// is buffered behind it.
+    fn frame(&mut self, kind: u32, body: &[u8], more: bool) -> bool {
         match kind {
             wire::DEFINE => {
-                let mut c = Cursor::new(&body);
-                let Ok(fid) = c.u32() else { return };
+                let mut c = Cursor::new(body);
+                let Ok(fid) = c.u32() else { return false };
                 let raw = mp_process::decode::<RawFunction>(c.rest()).ok();
                 let fid = fid as usize;
-                if funcs.len() <= fid {
-                    funcs.resize(fid + 1, None);
+                if self.funcs.len() <= fid {
+                    self.funcs.resize(fid + 1, None);
                 }
-                funcs[fid] = raw;
+                self.funcs[fid] = raw;
+                true
             }
             wire::TASK => {
-                let mut c = Cursor::new(&body);
-                let Ok(fid) = c.u32() else { return };
+                let mut c = Cursor::new(body);
+                let Ok(fid) = c.u32() else { return false };
                 let args = c.rest();
                 let start = Instant::now();
-                let result = match funcs.get(fid as usize) {
+                let result = match self.funcs.get(fid as usize) {
                     Some(Some(raw)) => raw.call(args).map_err(|e| Error::from_process(&e)),
                     _ => Err(Error::new(
                         crate::ErrorKind::Process,
@@ -168,22 +220,21 @@ fn serve(sock: &UnixStream, out: &Out, max_tasks: Option<u64>) {
                     )),
                 };
                 let busy = start.elapsed();
-                done_tasks += 1;
-                let last = max_tasks.is_some_and(|m| done_tasks >= m);
+                self.done_tasks += 1;
+                let last = self.max_tasks.is_some_and(|m| self.done_tasks >= m);
+                let out = self.out;
                 let mut st = lock(&out.state);
                 st.push(&result, busy);
-                if last || st.buf.len() >= BATCH_BYTES || !wire::has_frame(reader.buffer()) {
+                if last || st.buf.len() >= BATCH_BYTES || !more {
                     st.flush();
                 } else if st.since.is_none() {
                     st.since = Some(Instant::now());
                     drop(st);
                     out.cv.notify_one();
                 }
-                if last {
-                    return;
-                }
+                !last
             }
-            _ => return,
+            _ => false,
         }
     }
 }
