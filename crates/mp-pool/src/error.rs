@@ -110,6 +110,10 @@ impl Error {
         Error::new(ErrorKind::NotRunning, "pool not running")
     }
 
+    pub(crate) fn cancelled() -> Error {
+        Error::new(ErrorKind::Cancelled, "the future was cancelled")
+    }
+
     pub(crate) fn terminated() -> Error {
         Error::new(
             ErrorKind::Terminated,

@@ -1,5 +1,5 @@
-//! `ProcessPoolExecutor` and its `Future`s (Python's
-//! `concurrent.futures`), with `wait` and `as_completed`.
+//! `ProcessPoolExecutor`, `ThreadPoolExecutor` and their `Future`s
+//! (Python's `concurrent.futures`), with `wait` and `as_completed`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -12,8 +12,96 @@ use serde::de::DeserializeOwned;
 
 use crate::engine::{Engine, FuncKey, Job};
 use crate::error::{Error, ErrorKind};
+use crate::front::Backend;
 use crate::pool::PoolBuilder;
 use crate::result::{AsyncResult, Cell, Gather, ImapIter, Notify, Sink, decode_one, lock};
+use crate::thread::ThreadPool;
+
+/// What a [`Future`] asks to cancel it: the engine of a process executor or
+/// the pool of a thread executor.
+pub(crate) trait Cancel: Send + Sync {
+    /// Removes the task of `sink` if it has not started; whether it did.
+    fn cancel(&self, sink: &Arc<dyn Sink>) -> bool;
+}
+
+impl Cancel for Engine {
+    fn cancel(&self, sink: &Arc<dyn Sink>) -> bool {
+        Engine::cancel(self, sink)
+    }
+}
+
+impl Cancel for ThreadPool {
+    fn cancel(&self, sink: &Arc<dyn Sink>) -> bool {
+        ThreadPool::cancel(self, sink)
+    }
+}
+
+/// `submit` of both executors: one task, its future.
+fn submit_to<B, F, A, R>(
+    b: &B,
+    canceller: Weak<dyn Cancel>,
+    f: F,
+    args: A,
+) -> Result<Future<R>, Error>
+where
+    B: Backend,
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    let args = mp_process::encode(&args)?;
+    let cell = Arc::new(Cell::default());
+    let gather = Gather::new(1, cell.clone(), None, b.callbacks());
+    let sink: Arc<dyn Sink> = gather;
+    let make = || crate::front::raw_of(f);
+    b.submit(
+        FuncKey {
+            id: std::any::TypeId::of::<F>(),
+            make: &make,
+        },
+        vec![Job {
+            args,
+            sink: sink.clone(),
+            index: 0,
+        }],
+    )?;
+    Ok(Future {
+        result: AsyncResult::new(cell, decode_one::<R>),
+        sink,
+        canceller,
+    })
+}
+
+/// `map` of both executors.
+fn map_on<B, F, A, R, I>(
+    b: &B,
+    f: F,
+    items: I,
+    chunksize: Option<usize>,
+    timeout: Option<Duration>,
+) -> Result<ExecutorMap<R>, Error>
+where
+    B: Backend,
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+    I: IntoIterator<Item = A>,
+{
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let inner = crate::front::imap(b, f, items, chunksize, true)?;
+    Ok(ExecutorMap {
+        inner,
+        deadline,
+        timed_out: false,
+    })
+}
+
+fn after_shutdown() -> Error {
+    Error::new(
+        ErrorKind::NotRunning,
+        "cannot schedule new futures after shutdown",
+    )
+}
 
 /// A process pool with futures (Python's
 /// `concurrent.futures.ProcessPoolExecutor`).
@@ -116,10 +204,7 @@ impl ProcessPoolExecutor {
     fn check(&self) -> Result<(), Error> {
         match self.engine.broken() {
             Some(e) => Err(e),
-            None if !self.engine.is_running() => Err(Error::new(
-                ErrorKind::NotRunning,
-                "cannot schedule new futures after shutdown",
-            )),
+            None if !self.engine.is_running() => Err(after_shutdown()),
             None => Ok(()),
         }
     }
@@ -132,27 +217,8 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + 'static,
     {
         self.check()?;
-        let args = mp_process::encode(&args)?;
-        let cell = Arc::new(Cell::default());
-        let gather = Gather::new(1, cell.clone(), None, self.engine.callbacks());
-        let sink: Arc<dyn Sink> = gather;
-        let make = || crate::front::raw_of(f);
-        self.engine.submit(
-            FuncKey {
-                id: std::any::TypeId::of::<F>(),
-                make: &make,
-            },
-            vec![Job {
-                args,
-                sink: sink.clone(),
-                index: 0,
-            }],
-        )?;
-        Ok(Future {
-            result: AsyncResult::new(cell, decode_one::<R>),
-            sink,
-            engine: Arc::downgrade(&self.engine),
-        })
+        let canceller: Weak<Engine> = Arc::downgrade(&self.engine);
+        submit_to(&*self.engine, canceller, f, args)
     }
 
     /// `f` over every item, in input order (Python's `Executor.map`). All
@@ -174,13 +240,7 @@ impl ProcessPoolExecutor {
         I: IntoIterator<Item = A>,
     {
         self.check()?;
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let inner = crate::front::imap(&*self.engine, f, items, chunksize, true)?;
-        Ok(ExecutorMap {
-            inner,
-            deadline,
-            timed_out: false,
-        })
+        map_on(&*self.engine, f, items, chunksize, timeout)
     }
 
     /// Takes no more work. With `cancel_futures`, the futures that no
@@ -212,7 +272,127 @@ impl fmt::Debug for ProcessPoolExecutor {
     }
 }
 
-/// The results of [`ProcessPoolExecutor::map`], in input order.
+/// A thread pool with futures (Python's
+/// `concurrent.futures.ThreadPoolExecutor`): the API of
+/// [`ProcessPoolExecutor`] on threads, so that moving work between the two
+/// is a one-word change. Its futures are the same [`Future`]s, for
+/// [`wait`] and [`as_completed`] alike.
+///
+/// ```
+/// use mp_pool::{ThreadPoolExecutor, as_completed};
+///
+/// fn task(n: u64) -> u64 { (0..n).sum() }
+///
+/// let ex = ThreadPoolExecutor::new(2)?;
+/// let futs = [ex.submit(task, 10_000)?, ex.submit(task, 20_000)?];
+/// let all: Vec<u64> = ex.map(task, [10, 20], None, None)?.collect::<Result<_, _>>()?;
+/// assert_eq!(as_completed(&futs, None).count(), 2);
+/// assert_eq!(futs[0].result()?, 49_995_000);
+/// assert_eq!(futs[1].result()?, 199_990_000);
+/// assert_eq!(all, [45, 190]);
+/// ex.shutdown(true, false)?;
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
+///
+/// Tasks run on a [`ThreadPool`](crate::ThreadPool) (rayon); arguments and
+/// results still go through serde, so that a program behaves the same on
+/// threads and processes. A task that panics fails its future with
+/// [`ErrorKind::Panicked`], the message and the location; the executor goes
+/// on. A running thread cannot be stopped: `cancel` and
+/// `shutdown(_, true)` cancel only the tasks no thread has started.
+/// Dropping the executor shuts it down and waits for the pending futures
+/// (Python's `with` block).
+pub struct ThreadPoolExecutor {
+    pool: Arc<ThreadPool>,
+}
+
+impl ThreadPoolExecutor {
+    /// An executor with `max_workers` threads (zero is an
+    /// [`ErrorKind::InvalidArgument`] error).
+    pub fn new(max_workers: usize) -> Result<ThreadPoolExecutor, Error> {
+        let pool = ThreadPool::new(max_workers).map_err(|e| {
+            if e.kind() == ErrorKind::InvalidArgument {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    "max_workers must be greater than 0",
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok(ThreadPoolExecutor {
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Schedules `f(args)` and returns its future.
+    pub fn submit<F, A, R>(&self, f: F, args: A) -> Result<Future<R>, Error>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        if !self.pool.is_running() {
+            return Err(after_shutdown());
+        }
+        let canceller: Weak<ThreadPool> = Arc::downgrade(&self.pool);
+        submit_to(&*self.pool, canceller, f, args)
+    }
+
+    /// `f` over every item, in input order (Python's `Executor.map`), as
+    /// [`ProcessPoolExecutor::map`]: chunks of `chunksize` (default 1; zero
+    /// is an error), a `timeout` counted from this call, a failed item's
+    /// error at its place.
+    pub fn map<F, A, R, I>(
+        &self,
+        f: F,
+        items: I,
+        chunksize: Option<usize>,
+        timeout: Option<Duration>,
+    ) -> Result<ExecutorMap<R>, Error>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        if !self.pool.is_running() {
+            return Err(after_shutdown());
+        }
+        map_on(&*self.pool, f, items, chunksize, timeout)
+    }
+
+    /// Takes no more work. With `cancel_futures`, the futures that no
+    /// thread has started yet are cancelled; with `wait`, returns once the
+    /// others are done and their callbacks have run.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) -> Result<(), Error> {
+        if cancel_futures {
+            self.pool.cancel_queued();
+        }
+        self.pool.close();
+        if wait {
+            self.pool.join()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ThreadPoolExecutor {
+    fn drop(&mut self) {
+        let _ = self.shutdown(true, false);
+    }
+}
+
+impl fmt::Debug for ThreadPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolExecutor")
+            .field("max_workers", &self.pool.processes())
+            .finish()
+    }
+}
+
+/// The results of [`ProcessPoolExecutor::map`] and
+/// [`ThreadPoolExecutor::map`], in input order.
 pub struct ExecutorMap<R> {
     inner: ImapIter<R>,
     deadline: Option<Instant>,
@@ -240,12 +420,12 @@ impl<R> fmt::Debug for ExecutorMap<R> {
     }
 }
 
-/// The eventual result of [`ProcessPoolExecutor::submit`] (Python's
-/// `concurrent.futures.Future`).
+/// The eventual result of [`ProcessPoolExecutor::submit`] or
+/// [`ThreadPoolExecutor::submit`] (Python's `concurrent.futures.Future`).
 pub struct Future<R> {
     result: AsyncResult<R>,
     sink: Arc<dyn Sink>,
-    engine: Weak<Engine>,
+    canceller: Weak<dyn Cancel>,
 }
 
 impl<R: DeserializeOwned> Future<R> {
@@ -284,14 +464,14 @@ impl<R> Future<R> {
         self.result.ready()
     }
 
-    /// Cancels the future if no worker has received it yet; whether it
-    /// did.
+    /// Cancels the future if no worker has received it yet (no thread has
+    /// started it, for a [`ThreadPoolExecutor`]); whether it did.
     pub fn cancel(&self) -> bool {
         if self.cancelled() {
             return true;
         }
-        match self.engine.upgrade() {
-            Some(engine) => engine.cancel(&self.sink),
+        match self.canceller.upgrade() {
+            Some(c) => c.cancel(&self.sink),
             None => false,
         }
     }
@@ -321,7 +501,7 @@ impl<R> Clone for Future<R> {
         Future {
             result: self.result.clone(),
             sink: self.sink.clone(),
-            engine: self.engine.clone(),
+            canceller: self.canceller.clone(),
         }
     }
 }

@@ -187,6 +187,57 @@ where
     Ok(AsyncResult::new(cell, decode_many::<R>))
 }
 
+/// `map_async` with a progress callback (see `Gather::with_progress`).
+pub(crate) fn map_async_progress<B, F, A, R, I>(
+    b: &B,
+    f: F,
+    items: I,
+    chunksize: Option<usize>,
+    progress: Box<dyn FnMut(usize, usize) + Send>,
+) -> Result<AsyncResult<Vec<R>>, Error>
+where
+    B: Backend + ?Sized,
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+    I: IntoIterator<Item = A>,
+{
+    let chunksize = check_chunksize(chunksize)?;
+    let items: Vec<A> = items.into_iter().collect();
+    let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), b.processes()));
+    let cell = Arc::new(Cell::default());
+    let gather =
+        Gather::with_progress(items.len(), cs, cell.clone(), None, b.callbacks(), progress);
+    submit_chunks(b, f, &items, cs, gather)?;
+    Ok(AsyncResult::new(cell, decode_many::<R>))
+}
+
+/// `map` with a progress callback, called on the caller's thread (see
+/// `Collect::wait_progress`).
+pub(crate) fn map_progress<B, F, A, R, I>(
+    b: &B,
+    f: F,
+    items: I,
+    chunksize: Option<usize>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<R>, Error>
+where
+    B: Backend + ?Sized,
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+    I: IntoIterator<Item = A>,
+{
+    let chunksize = check_chunksize(chunksize)?;
+    let items: Vec<A> = items.into_iter().collect();
+    let len = items.len();
+    let cs = chunksize.unwrap_or_else(|| default_chunksize(len, b.processes()));
+    let collect = Collect::counting(len, cs);
+    submit_chunks(b, f, &items, cs, collect.clone())?;
+    drop(items);
+    collect.wait_progress(len, progress)
+}
+
 /// `map`: as `map_async(...).get()`, but the caller decodes each chunk as
 /// soon as it and those before it have arrived (see `Collect`).
 pub(crate) fn map<B, F, A, R, I>(
@@ -408,6 +459,70 @@ macro_rules! pool_api {
                 I: IntoIterator<Item = A>,
             {
                 crate::front::map(self.backend(), f, items, chunksize)
+            }
+
+            /// Like [`map`](Self::map), calling `progress(done, total)` on
+            /// this thread as chunks complete: `done` items of `total` have
+            /// their results (or their error) in. It is called only when
+            /// `done` grows, and last with `(total, total)` before `map`
+            /// returns (not at all for no items). A panic in `progress`
+            /// comes out of this call, as one in a loop body would.
+            ///
+            /// ```
+            #[doc = concat!("use mp_pool::", stringify!($pool), ";")]
+            ///
+            /// fn square(x: u64) -> u64 { x * x }
+            ///
+            #[doc = concat!("let pool = ", stringify!($pool), "::new(2)?;")]
+            /// let mut seen = Vec::new();
+            /// let out = pool.map_with_progress(square, 0..10, Some(3), |done, total| {
+            ///     seen.push((done, total));
+            /// })?;
+            /// assert_eq!(out, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+            /// assert_eq!(seen.last(), Some(&(10, 10)));
+            /// # Ok::<(), mp_pool::Error>(())
+            /// ```
+            pub fn map_with_progress<F, A, R, I>(
+                &self,
+                f: F,
+                items: I,
+                chunksize: Option<usize>,
+                mut progress: impl FnMut(usize, usize),
+            ) -> Result<Vec<R>, Error>
+            where
+                F: Fn(A) -> R + Copy + 'static,
+                A: Serialize + DeserializeOwned + 'static,
+                R: Serialize + DeserializeOwned + 'static,
+                I: IntoIterator<Item = A>,
+            {
+                crate::front::map_progress(self.backend(), f, items, chunksize, &mut progress)
+            }
+
+            /// Like [`map_async`](Self::map_async), calling
+            /// `progress(done, total)` on the pool's callback thread as
+            /// chunks complete (with growing `done` only); the last call,
+            /// `(total, total)`, runs before the result is marked ready. A
+            /// `progress` that panics breaks nothing.
+            pub fn map_async_with_progress<F, A, R, I>(
+                &self,
+                f: F,
+                items: I,
+                chunksize: Option<usize>,
+                progress: impl FnMut(usize, usize) + Send + 'static,
+            ) -> Result<AsyncResult<Vec<R>>, Error>
+            where
+                F: Fn(A) -> R + Copy + 'static,
+                A: Serialize + DeserializeOwned + 'static,
+                R: Serialize + DeserializeOwned + 'static,
+                I: IntoIterator<Item = A>,
+            {
+                crate::front::map_async_progress(
+                    self.backend(),
+                    f,
+                    items,
+                    chunksize,
+                    Box::new(progress),
+                )
             }
 
             /// Starts `f` over every item (Python's `map_async`).

@@ -1,6 +1,6 @@
 //! Process pools that never hang: [`Pool`] (`apply_async`, `map`, `imap`,
 //! `imap_unordered`, `starmap`), [`ProcessPoolExecutor`] with futures, and a
-//! rayon-backed [`ThreadPool`] with the same API.
+//! rayon-backed [`ThreadPool`] and [`ThreadPoolExecutor`] with the same API.
 //!
 //! ```
 //! use mp_pool::Pool;
@@ -74,7 +74,7 @@ mod worker;
 pub use error::{Error, ErrorKind};
 pub use executor::{
     AsCompleted, ExecutorBuilder, ExecutorMap, Future, ProcessPoolExecutor, ReturnWhen,
-    as_completed, wait,
+    ThreadPoolExecutor, as_completed, wait,
 };
 pub use front::TaskPool;
 pub use pool::{Pool, PoolBuilder};

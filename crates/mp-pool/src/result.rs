@@ -275,6 +275,20 @@ pub(crate) struct Gather {
     parts: Mutex<GatherState>,
     cell: Arc<Cell>,
     callbacks: Weak<Callbacks>,
+    progress: Option<GatherProgress>,
+}
+
+/// A progress callback: `(done, total)`.
+pub(crate) type ProgressFn = Box<dyn FnMut(usize, usize) + Send>;
+
+/// A progress callback of `map_async`, with what it needs to count items.
+struct GatherProgress {
+    chunksize: usize,
+    items: usize,
+    /// The callback and the count it reported last: reports from two
+    /// reader threads may reach the callback thread out of order, and a
+    /// stale one is dropped, so the counts it sees only grow.
+    report: Arc<Mutex<(usize, ProgressFn)>>,
 }
 
 struct GatherState {
@@ -283,6 +297,9 @@ struct GatherState {
     error: Option<(usize, Error)>,
     remaining: usize,
     on_done: Option<OnDone>,
+    /// Items whose chunk has completed (kept only with a progress
+    /// callback).
+    done_items: usize,
 }
 
 impl Gather {
@@ -292,15 +309,56 @@ impl Gather {
         on_done: Option<OnDone>,
         callbacks: Weak<Callbacks>,
     ) -> Arc<Gather> {
+        Gather::make(chunks, cell, on_done, callbacks, None)
+    }
+
+    /// A `Gather` for `items` items in chunks of `chunksize` that calls
+    /// `progress(done, total)` on the callback thread as chunks complete,
+    /// the last time before the result is marked ready.
+    pub(crate) fn with_progress(
+        items: usize,
+        chunksize: usize,
+        cell: Arc<Cell>,
+        on_done: Option<OnDone>,
+        callbacks: Weak<Callbacks>,
+        progress: ProgressFn,
+    ) -> Arc<Gather> {
+        let chunksize = chunksize.max(1);
+        // The result is then set from the callback thread too, after the
+        // progress reports queued before it.
+        let on_done = on_done.or_else(|| Some(Box::new(|_: &Outcome| {})));
+        let progress = GatherProgress {
+            chunksize,
+            items,
+            report: Arc::new(Mutex::new((0, progress))),
+        };
+        Gather::make(
+            items.div_ceil(chunksize),
+            cell,
+            on_done,
+            callbacks,
+            Some(progress),
+        )
+    }
+
+    fn make(
+        chunks: usize,
+        cell: Arc<Cell>,
+        on_done: Option<OnDone>,
+        callbacks: Weak<Callbacks>,
+        progress: Option<GatherProgress>,
+    ) -> Arc<Gather> {
         let g = Arc::new(Gather {
             parts: Mutex::new(GatherState {
                 blobs: (0..chunks).map(|_| None).collect(),
                 error: None,
                 remaining: chunks,
                 on_done,
+                done_items: 0,
             }),
             cell,
             callbacks,
+            progress,
         });
         if chunks == 0 {
             g.finish(Ok(Vec::new()), lock(&g.parts).on_done.take());
@@ -351,6 +409,27 @@ impl Sink for Gather {
             }
         }
         st.remaining -= 1;
+        if let Some(p) = &self.progress {
+            st.done_items += p.chunksize.min(p.items.saturating_sub(index * p.chunksize));
+            let (done, total) = (st.done_items, p.items);
+            let report = p.report.clone();
+            let last = st.remaining == 0;
+            drop(st);
+            dispatch(
+                &self.callbacks,
+                Box::new(move || {
+                    let mut r = lock(&report);
+                    if done > r.0 {
+                        r.0 = done;
+                        (r.1)(done, total);
+                    }
+                }),
+            );
+            if !last {
+                return;
+            }
+            st = lock(&self.parts);
+        }
         if st.remaining > 0 {
             return;
         }
@@ -376,6 +455,9 @@ impl Sink for Gather {
 pub(crate) struct Collect {
     state: Mutex<CollectState>,
     cv: Condvar,
+    /// For a `map` that reports progress: the chunk size and the number
+    /// of items (the waiting caller is then woken for every chunk).
+    counting: Option<(usize, usize)>,
 }
 
 struct CollectState {
@@ -383,6 +465,8 @@ struct CollectState {
     chunks: Vec<Part>,
     /// Chunks not arrived yet.
     remaining: usize,
+    /// Items whose chunk has arrived (kept only when `counting`).
+    done_items: usize,
 }
 
 /// A waiting `map` is woken for a chunk this large, else only for the last
@@ -405,14 +489,38 @@ impl Waiters for CollectState {
 
 impl Collect {
     pub(crate) fn new(chunks: usize) -> Arc<Collect> {
+        Collect::make(chunks, None)
+    }
+
+    /// A `Collect` for `items` items in chunks of `chunksize`, whose
+    /// [`wait_progress`](Collect::wait_progress) reports each chunk.
+    pub(crate) fn counting(items: usize, chunksize: usize) -> Arc<Collect> {
+        let chunksize = chunksize.max(1);
+        Collect::make(items.div_ceil(chunksize), Some((chunksize, items)))
+    }
+
+    fn make(chunks: usize, counting: Option<(usize, usize)>) -> Arc<Collect> {
         Arc::new(Collect {
             state: Mutex::new(CollectState {
                 waiters: 0,
                 chunks: (0..chunks).map(|_| Part::Pending).collect(),
                 remaining: chunks,
+                done_items: 0,
             }),
             cv: Condvar::new(),
+            counting,
         })
+    }
+
+    /// Like [`wait`](Collect::wait), calling `progress(done, total)` here
+    /// (on the caller's thread, outside the lock) whenever more items'
+    /// chunks have arrived; the last call is `(total, total)`.
+    pub(crate) fn wait_progress<R: DeserializeOwned>(
+        &self,
+        capacity: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<R>, Error> {
+        self.wait_inner(capacity, Some(progress))
     }
 
     /// Waits for every chunk and returns the results in order, or the
@@ -420,15 +528,41 @@ impl Collect {
     /// the lowest index, else the first chunk that cannot be decoded.
     /// `capacity` is how many results to expect.
     pub(crate) fn wait<R: DeserializeOwned>(&self, capacity: usize) -> Result<Vec<R>, Error> {
+        self.wait_inner(capacity, None)
+    }
+
+    fn wait_inner<R: DeserializeOwned>(
+        &self,
+        capacity: usize,
+        mut progress: Option<&mut dyn FnMut(usize, usize)>,
+    ) -> Result<Vec<R>, Error> {
         let mut out: Vec<R> = Vec::new();
         let mut failed: Option<Error> = None;
         let mut undecodable: Option<Error> = None;
+        let total = self.counting.map_or(0, |(_, items)| items);
+        let mut reported = 0;
         let n = lock(&self.state).chunks.len();
         for next in 0..n {
-            let g = lock(&self.state);
-            let (mut g, _) = wait_until(&self.cv, g, None, |st| {
-                matches!(st.chunks[next], Part::Arrived(_))
-            });
+            let mut g = lock(&self.state);
+            loop {
+                if let Some(p) = progress.as_deref_mut()
+                    && g.done_items > reported
+                {
+                    // User code runs outside the lock: a slow callback
+                    // must not hold up the reader threads.
+                    reported = g.done_items;
+                    drop(g);
+                    p(reported, total);
+                    g = lock(&self.state);
+                    continue;
+                }
+                if matches!(g.chunks[next], Part::Arrived(_)) {
+                    break;
+                }
+                g.waiters += 1;
+                g = wait_once(&self.cv, g, None);
+                g.waiters -= 1;
+            }
             let blob = match std::mem::replace(&mut g.chunks[next], Part::Taken) {
                 Part::Arrived(blob) => blob,
                 // Not reached: the wait above ends only on an arrived chunk.
@@ -471,7 +605,10 @@ impl Sink for Collect {
             _ => return,
         }
         st.remaining -= 1;
-        let wake = st.waiters > 0 && (big || st.remaining == 0);
+        if let Some((chunksize, items)) = self.counting {
+            st.done_items += chunksize.min(items.saturating_sub(index * chunksize));
+        }
+        let wake = st.waiters > 0 && (big || st.remaining == 0 || self.counting.is_some());
         drop(st);
         if wake {
             self.cv.notify_all();

@@ -2,7 +2,7 @@
 //! `multiprocessing.pool.ThreadPool`).
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::{FuncKey, Job};
 use crate::error::{Error, ErrorKind};
 use crate::front::{Backend, pool_api};
-use crate::result::{AsyncResult, CallbackThread, Callbacks, ImapIter, lock};
+use crate::result::{AsyncResult, CallbackThread, Callbacks, ImapIter, Sink, lock};
 
 /// A pool of threads with the API of [`Pool`](crate::Pool): switching
 /// between processes and threads is a one-word change (see
@@ -59,6 +59,11 @@ struct State {
     status: Status,
     pending: usize,
     funcs: HashMap<TypeId, Arc<RawFunction>>,
+    /// Tasks no thread has taken yet, in submission order. Each rayon job
+    /// takes the first one when it runs (not a task of its own), so that a
+    /// task can be cancelled while it waits here
+    /// ([`ThreadPoolExecutor`](crate::ThreadPoolExecutor)).
+    queue: VecDeque<(Arc<RawFunction>, Job)>,
 }
 
 impl ThreadPool {
@@ -83,6 +88,7 @@ impl ThreadPool {
                     status: Status::Running,
                     pending: 0,
                     funcs: HashMap::new(),
+                    queue: VecDeque::new(),
                 }),
                 cv: Condvar::new(),
             }),
@@ -177,22 +183,13 @@ impl Backend for ThreadPool {
                 raw
             }
         };
-        st.pending += jobs.len();
+        let n = jobs.len();
+        st.pending += n;
+        st.queue.extend(jobs.into_iter().map(|j| (raw.clone(), j)));
         drop(st);
-        for job in jobs {
+        for _ in 0..n {
             let inner = self.inner.clone();
-            let raw = raw.clone();
-            self.rayon.spawn(move || {
-                let terminated = lock(&inner.state).status == Status::Terminated;
-                let blob = if terminated {
-                    Err(Error::terminated())
-                } else {
-                    raw.call(&job.args).map_err(|e| Error::from_process(&e))
-                };
-                job.sink.complete(job.index, blob);
-                lock(&inner.state).pending -= 1;
-                inner.cv.notify_all();
-            });
+            self.rayon.spawn(move || run_next(&inner));
         }
         Ok(())
     }
@@ -204,6 +201,62 @@ impl Backend for ThreadPool {
     fn processes(&self) -> usize {
         self.threads
     }
+}
+
+impl ThreadPool {
+    /// Removes a task that no thread has taken yet and fails it with
+    /// [`ErrorKind::Cancelled`]; whether it did.
+    pub(crate) fn cancel(&self, sink: &Arc<dyn Sink>) -> bool {
+        let mut st = lock(&self.inner.state);
+        let Some(pos) = st
+            .queue
+            .iter()
+            .position(|(_, j)| Arc::ptr_eq(&j.sink, sink))
+        else {
+            return false;
+        };
+        let (_, job) = st.queue.remove(pos).expect("present");
+        st.pending -= 1;
+        drop(st);
+        self.inner.cv.notify_all();
+        job.sink.complete(job.index, Err(Error::cancelled()));
+        true
+    }
+
+    /// Cancels every task that no thread has taken yet.
+    pub(crate) fn cancel_queued(&self) {
+        let mut st = lock(&self.inner.state);
+        let jobs: Vec<_> = st.queue.drain(..).collect();
+        st.pending -= jobs.len();
+        drop(st);
+        self.inner.cv.notify_all();
+        for (_, job) in jobs {
+            job.sink.complete(job.index, Err(Error::cancelled()));
+        }
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        lock(&self.inner.state).status == Status::Running
+    }
+}
+
+/// Runs the first queued task (one rayon job per submitted task; a job
+/// finds nothing if its task was cancelled meanwhile).
+fn run_next(inner: &Inner) {
+    let mut st = lock(&inner.state);
+    let Some((raw, job)) = st.queue.pop_front() else {
+        return;
+    };
+    let terminated = st.status == Status::Terminated;
+    drop(st);
+    let blob = if terminated {
+        Err(Error::terminated())
+    } else {
+        raw.call(&job.args).map_err(|e| Error::from_process(&e))
+    };
+    job.sink.complete(job.index, blob);
+    lock(&inner.state).pending -= 1;
+    inner.cv.notify_all();
 }
 
 pool_api!(ThreadPool);

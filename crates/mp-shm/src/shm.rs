@@ -108,13 +108,22 @@ impl SharedMemory {
                 format!("{name:?} is not a shared memory block name"),
             )
         })?;
+        let expected = format!("/memfd:{} (deleted)", memfd_name(nonce));
+        // Look before opening: once the creator closed the block, its fd
+        // number may name a socket or a pipe, which `open` refuses with
+        // errors (ENXIO, ...) that would hide the plain answer, "not found".
+        match std::fs::read_link(format!("/proc/{pid}/fd/{fd}")) {
+            Ok(target) if target.as_os_str() == expected.as_str() => {}
+            _ => return Err(not_found()),
+        }
         let path = CString::new(format!("/proc/{pid}/fd/{fd}")).map_err(|_| not_found())?;
         // SAFETY: `path` is a valid NUL-terminated string outliving the call.
         let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
         if raw < 0 {
             let e = std::io::Error::last_os_error();
             return match e.raw_os_error() {
-                Some(libc::ENOENT | libc::ESRCH) => Err(not_found()),
+                // The block went away between the look and the open.
+                Some(libc::ENOENT | libc::ESRCH | libc::ENXIO) => Err(not_found()),
                 _ => Err(Error::io("cannot open the block", e)),
             };
         }
@@ -123,7 +132,6 @@ impl SharedMemory {
         // Check what we opened, not what the path named a moment ago: the
         // creator may have closed that descriptor and reused its number.
         let link = std::fs::read_link(format!("/proc/self/fd/{raw}")).map_err(|_| not_found())?;
-        let expected = format!("/memfd:{} (deleted)", memfd_name(nonce));
         if link.as_os_str() != expected.as_str() {
             return Err(not_found());
         }

@@ -60,6 +60,8 @@
 //!   `shutdown`, [`pool::wait`] and [`pool::as_completed`].
 //! - [`ThreadPool`]: the same API on threads; [`TaskPool`] lets code take
 //!   either kind.
+//! - [`ThreadPoolExecutor`]: the executor API on threads, with the same
+//!   [`Future`]s.
 //! - The whole crate: [`pool`] (`mp-pool`).
 //!
 //! # Managers
@@ -109,6 +111,7 @@ pub use mp_pool as pool;
 #[doc(inline)]
 pub use mp_pool::{
     AsyncResult, Future, ImapIter, Pool, PoolBuilder, ProcessPoolExecutor, TaskPool, ThreadPool,
+    ThreadPoolExecutor,
 };
 
 #[doc(inline)]

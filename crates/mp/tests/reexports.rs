@@ -52,6 +52,8 @@ fn pool_items() {
     let _: fn(usize) -> Result<mp::ThreadPool, mp::pool::Error> = mp::ThreadPool::new;
     let _: fn(usize) -> Result<mp::ProcessPoolExecutor, mp::pool::Error> =
         mp::ProcessPoolExecutor::new;
+    let _: fn(usize) -> Result<mp::ThreadPoolExecutor, mp::pool::Error> =
+        mp::pool::ThreadPoolExecutor::new;
     fn takes_task_pool<P: mp::TaskPool>(_: &P) {}
     let _ = takes_task_pool::<mp::pool::Pool>;
     let _: Option<mp::AsyncResult<u8>> = None::<mp::pool::AsyncResult<u8>>;

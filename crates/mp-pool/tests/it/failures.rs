@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mp_pool::{ErrorKind, Pool};
+use mp_process::StartMethod;
 
 use crate::{
     METHODS, SOON, boom, children, exclusive, inc, kill, shared, sleep_ms, sleep_then_pid,
@@ -46,32 +47,44 @@ fn wait_for_pid(path: &str) -> u32 {
     }
 }
 
+/// A pool of two workers started by `m`.
+fn pool_with(m: StartMethod) -> Pool {
+    Pool::builder()
+        .processes(2)
+        .start_method(m)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn a_panicking_task_fails_alone() {
     let _g = shared();
-    let pool = Pool::new(2).unwrap();
-    let rs: Vec<_> = (0..6).map(|i| pool.apply_async(boom, i).unwrap()).collect();
-    for (i, r) in rs.iter().enumerate() {
-        if i == 3 {
-            let e = r.get().unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Panicked);
-            let info = e.panic_info().unwrap();
-            assert_eq!(info.message(), "task 3 failed");
-            assert!(info.location().unwrap().file().ends_with("main.rs"));
-            assert!(!r.successful().unwrap());
-        } else {
-            assert_eq!(r.get().unwrap(), i as i64);
+    for m in METHODS {
+        let pool = pool_with(m);
+        let rs: Vec<_> = (0..6).map(|i| pool.apply_async(boom, i).unwrap()).collect();
+        for (i, r) in rs.iter().enumerate() {
+            if i == 3 {
+                let e = r.get_timeout(SOON).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::Panicked, "{m}: {e}");
+                let info = e.panic_info().unwrap();
+                assert_eq!(info.message(), "task 3 failed", "{m}");
+                assert!(info.location().unwrap().file().ends_with("main.rs"), "{m}");
+                assert!(!r.successful().unwrap(), "{m}");
+            } else {
+                assert_eq!(r.get_timeout(SOON).unwrap(), i as i64, "{m}");
+            }
         }
+        // map reports the failure; imap yields it in place and goes on.
+        assert_eq!(
+            pool.map(boom, 0..10, Some(1)).unwrap_err().kind(),
+            ErrorKind::Panicked,
+            "{m}"
+        );
+        let got: Vec<Result<i64, _>> = pool.imap(boom, 0..6, None).unwrap().collect();
+        assert!(got[3].is_err(), "{m}");
+        assert_eq!(got.iter().filter(|r| r.is_ok()).count(), 5, "{m}");
+        assert_eq!(pool.apply(inc, 1).unwrap(), 2, "{m}");
     }
-    // map reports the failure; imap yields it in place and goes on.
-    assert_eq!(
-        pool.map(boom, 0..10, Some(1)).unwrap_err().kind(),
-        ErrorKind::Panicked
-    );
-    let got: Vec<Result<i64, _>> = pool.imap(boom, 0..6, None).unwrap().collect();
-    assert!(got[3].is_err());
-    assert_eq!(got.iter().filter(|r| r.is_ok()).count(), 5);
-    assert_eq!(pool.apply(inc, 1).unwrap(), 2);
 }
 
 #[test]
@@ -122,14 +135,24 @@ fn a_worker_killed_mid_task_fails_that_task_only() {
 #[test]
 fn abort_and_exit_in_a_task_are_worker_lost_with_their_status() {
     let _g = shared();
-    let pool = Pool::new(2).unwrap();
-    let e = pool.apply(abort_task, ()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::WorkerLost);
-    assert_eq!(e.exitcode(), Some(-libc::SIGABRT));
-    let e = pool.apply(exit_task, 7).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::WorkerLost);
-    assert_eq!(e.exitcode(), Some(7));
-    assert_eq!(pool.map(inc, 0..100, None).unwrap().len(), 100);
+    for m in METHODS {
+        let pool = pool_with(m);
+        let e = pool
+            .apply_async(abort_task, ())
+            .unwrap()
+            .get_timeout(SOON)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WorkerLost, "{m}: {e}");
+        assert_eq!(e.exitcode(), Some(-libc::SIGABRT), "{m}: {e}");
+        let e = pool
+            .apply_async(exit_task, 7)
+            .unwrap()
+            .get_timeout(SOON)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WorkerLost, "{m}: {e}");
+        assert_eq!(e.exitcode(), Some(7), "{m}: {e}");
+        assert_eq!(pool.map(inc, 0..100, None).unwrap().len(), 100, "{m}");
+    }
 }
 
 #[test]
@@ -177,57 +200,76 @@ fn failing_init(path: String) {
 #[test]
 fn a_failing_initializer_is_reported_once() {
     let _g = shared();
-    let path = std::env::temp_dir().join(format!("mp-pool-init-{}", std::process::id()));
-    let path = path.to_string_lossy().into_owned();
-    let _ = std::fs::remove_file(&path);
-    let pool = Pool::builder()
-        .processes(2)
-        .initializer(failing_init, path.clone())
-        .build()
-        .unwrap();
-    let r = pool.apply_async(inc, 1);
-    let e = match r {
-        Ok(r) => r.get_timeout(SOON).unwrap_err(),
-        Err(e) => e,
-    };
-    assert_eq!(e.kind(), ErrorKind::Initializer, "{e}");
-    assert_eq!(e.panic_info().unwrap().message(), "initializer refuses");
-    // No respawning: after a while, at most one start per worker.
-    std::thread::sleep(Duration::from_millis(500));
-    let runs = std::fs::read_to_string(&path).unwrap().lines().count();
-    assert!((1..=2).contains(&runs), "{runs} initializer runs");
-    assert_eq!(
-        pool.apply(inc, 1).unwrap_err().kind(),
-        ErrorKind::Initializer
-    );
-    pool.close();
-    pool.join_timeout(SOON).unwrap();
-    let _ = std::fs::remove_file(&path);
+    for m in METHODS {
+        let path = std::env::temp_dir().join(format!("mp-pool-init-{}-{m}", std::process::id()));
+        let path = path.to_string_lossy().into_owned();
+        let _ = std::fs::remove_file(&path);
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(m)
+            .initializer(failing_init, path.clone())
+            .build()
+            .unwrap();
+        let r = pool.apply_async(inc, 1);
+        let e = match r {
+            Ok(r) => r.get_timeout(SOON).unwrap_err(),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind(), ErrorKind::Initializer, "{m}: {e}");
+        assert_eq!(
+            e.panic_info().unwrap().message(),
+            "initializer refuses",
+            "{m}"
+        );
+        // No respawning: after a while, at most one start per worker.
+        std::thread::sleep(Duration::from_millis(500));
+        let runs = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!((1..=2).contains(&runs), "{m}: {runs} initializer runs");
+        let e = match pool.apply_async(inc, 1) {
+            Ok(r) => r.get_timeout(SOON).unwrap_err(),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind(), ErrorKind::Initializer, "{m}: {e}");
+        pool.close();
+        pool.join_timeout(SOON).unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 #[test]
 fn a_panicking_callback_breaks_nothing() {
     let _g = shared();
-    let pool = Pool::new(2).unwrap();
-    let ok = Arc::new(AtomicUsize::new(0));
-    let bad = pool
-        .apply_async_with(inc, 1, |_: &i64| panic!("callback fails"), |_| {})
-        .unwrap();
-    assert_eq!(bad.get_timeout(SOON).unwrap(), 2);
-    let o = ok.clone();
-    let good = pool
-        .apply_async_with(
-            inc,
-            2,
-            move |_: &i64| {
-                o.fetch_add(1, Ordering::SeqCst);
-            },
-            |_| {},
-        )
-        .unwrap();
-    assert_eq!(good.get_timeout(SOON).unwrap(), 3);
-    assert_eq!(ok.load(Ordering::SeqCst), 1);
-    assert_eq!(pool.map(inc, 0..10, None).unwrap().len(), 10);
+    for m in METHODS {
+        let pool = pool_with(m);
+        let ok = Arc::new(AtomicUsize::new(0));
+        let bad = pool
+            .apply_async_with(inc, 1, |_: &i64| panic!("callback fails"), |_| {})
+            .unwrap();
+        assert_eq!(bad.get_timeout(SOON).unwrap(), 2, "{m}");
+        // An error callback that panics breaks nothing either.
+        let bad_err = pool
+            .apply_async_with(boom, 3, |_: &i64| {}, |_| panic!("error callback fails"))
+            .unwrap();
+        assert_eq!(
+            bad_err.get_timeout(SOON).unwrap_err().kind(),
+            ErrorKind::Panicked,
+            "{m}"
+        );
+        let o = ok.clone();
+        let good = pool
+            .apply_async_with(
+                inc,
+                2,
+                move |_: &i64| {
+                    o.fetch_add(1, Ordering::SeqCst);
+                },
+                |_| {},
+            )
+            .unwrap();
+        assert_eq!(good.get_timeout(SOON).unwrap(), 3, "{m}");
+        assert_eq!(ok.load(Ordering::SeqCst), 1, "{m}");
+        assert_eq!(pool.map(inc, 0..10, None).unwrap().len(), 10, "{m}");
+    }
 }
 
 #[test]

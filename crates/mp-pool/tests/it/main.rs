@@ -6,8 +6,10 @@
 mod api;
 mod executor;
 mod failures;
+mod progress;
 mod props;
 mod resources;
+mod thread_executor;
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
