@@ -20,7 +20,4 @@ const METHODS: [StartMethod; 3] = [
 /// A generous bound for "returned in time" (never a speed assertion).
 const GENEROUS: Duration = Duration::from_secs(10);
 
-/// The number of open descriptors of this process.
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("procfs").count()
-}
+use mp_test_helpers::fd_count;

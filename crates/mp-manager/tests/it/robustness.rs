@@ -44,22 +44,10 @@ fn calls_fail_promptly_after_shutdown_or_death() {
     let pid = m.pid().unwrap();
     let waiter = std::thread::spawn(move || q.get());
     std::thread::sleep(Duration::from_millis(100));
-    kill9(pid);
+    mp_test_helpers::kill(pid, 9);
     let r = waiter.join().unwrap();
     assert!(matches!(r, Err(Error::Connection(_))), "{r:?}");
     drop(m);
-}
-
-/// Kills `pid` with SIGKILL (the server; this crate has no unsafe code,
-/// so the kill(1) command sends the signal).
-fn kill9(pid: u32) {
-    #[allow(clippy::disallowed_methods)] // A test's own helper process, reaped at once.
-    let status = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]
