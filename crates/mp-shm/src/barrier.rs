@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -217,19 +217,12 @@ impl Barrier {
                 self.leave();
                 return Err(BrokenBarrierError);
             }
-            let wait = match deadline {
-                None => None,
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        // Timed out: break the barrier for everyone.
-                        self.w(24).store(1, Ordering::SeqCst);
-                        self.leave();
-                        self.wake_all();
-                        return Err(BrokenBarrierError);
-                    }
-                    Some(d - now)
-                }
+            let Some(wait) = word::time_left(deadline) else {
+                // Timed out: break the barrier for everyone.
+                self.w(24).store(1, Ordering::SeqCst);
+                self.leave();
+                self.wake_all();
+                return Err(BrokenBarrierError);
             };
             drop_held(&held);
             sys::futex_wait(self.w(4), seq, wait);

@@ -180,15 +180,8 @@ impl ConditionGuard<'_> {
                 if cond.take_token() {
                     return true;
                 }
-                let wait = match deadline {
-                    None => None,
-                    Some(d) => {
-                        let now = Instant::now();
-                        if now >= d {
-                            return false;
-                        }
-                        Some(d - now)
-                    }
+                let Some(wait) = word::time_left(deadline) else {
+                    return false;
                 };
                 sys::futex_wait(cond.seq(), s, wait);
             }

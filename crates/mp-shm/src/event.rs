@@ -91,15 +91,8 @@ impl Event {
             if self.is_set() {
                 return true;
             }
-            let wait = match deadline {
-                None => None,
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    Some(d - now)
-                }
+            let Some(wait) = word::time_left(deadline) else {
+                return false;
             };
             self.sleepers().fetch_add(1, Ordering::SeqCst);
             if self.flag().load(Ordering::SeqCst) == 0 {

@@ -70,15 +70,8 @@ impl Sem {
             if self.try_acquire() {
                 return true;
             }
-            let wait = match deadline {
-                None => None,
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    Some(d - now)
-                }
+            let Some(wait) = word::time_left(deadline) else {
+                return false;
             };
             // Dekker with `release`: we announce ourselves, then re-read the
             // value; the releaser adds, then reads the sleeper count. SeqCst

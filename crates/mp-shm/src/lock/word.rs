@@ -130,3 +130,15 @@ pub(crate) fn owner(word: &AtomicU32) -> u32 {
 pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
+
+/// How long a wait until `deadline` may still sleep: `Some(None)` for no
+/// deadline, `Some(Some(left))` before it, `None` once it has passed.
+pub(crate) fn time_left(deadline: Option<Instant>) -> Option<Option<Duration>> {
+    match deadline {
+        None => Some(None),
+        Some(d) => {
+            let now = Instant::now();
+            (now < d).then(|| Some(d - now))
+        }
+    }
+}
