@@ -18,9 +18,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::protocol::{Request, Response};
 
-/// Deferred replies left unread at most, well under a socket buffer.
-const MAX_PENDING: u32 = 256;
-
 /// How long a caller polls for a reply before it sleeps in the kernel.
 ///
 /// A reply usually comes within a few microseconds; sleeping and being
@@ -103,29 +100,12 @@ impl Endpoint {
     ) -> Result<Response, Error> {
         self.with_conn(|c| {
             c.conn.send(req)?;
-            c.drain()?;
             spin_for_reply(&c.conn);
             let resp = match wait {
                 None => c.conn.recv::<Response>()?,
                 Some(w) => c.conn.recv_timeout::<Response>(w)?,
             };
             Ok(resp)
-        })
-    }
-
-    /// Sends `req` without waiting for its reply: the reply is read (and
-    /// dropped) before the next call's. For requests whose failure nobody
-    /// could act on (a lock released by a guard's `drop`).
-    pub(crate) fn call_deferred(self: &Arc<Self>, req: &Request) -> Result<(), Error> {
-        self.with_conn(|c| {
-            c.conn.send(req)?;
-            c.pending += 1;
-            // Unread replies fill the socket; past a bound the server would
-            // block writing them and stop reading our requests.
-            if c.pending >= MAX_PENDING {
-                c.drain()?;
-            }
-            Ok(())
         })
     }
 
@@ -142,7 +122,6 @@ impl Endpoint {
             // connection is untouched.
             _ => Conn {
                 conn: self.connect()?,
-                pending: 0,
                 pid,
             },
         };
@@ -165,19 +144,7 @@ fn breaks_stream(e: &Error) -> bool {
 
 struct Conn {
     conn: Connection,
-    /// Replies still to read for deferred requests.
-    pending: u32,
     pid: u32,
-}
-
-impl Conn {
-    fn drain(&mut self) -> Result<(), Error> {
-        while self.pending > 0 {
-            self.conn.recv_timeout::<Response>(CALL_TIMEOUT)?;
-            self.pending -= 1;
-        }
-        Ok(())
-    }
 }
 
 thread_local! {

@@ -72,17 +72,6 @@ impl Handle {
     fn quick(&self, op: Op) -> Result<Response, Error> {
         self.op(op, Some(call_timeout()))
     }
-
-    /// Sends `op` without waiting for its reply (see `Endpoint::call_deferred`).
-    fn ep_deferred(&self, op: Op) -> Result<(), Error> {
-        self.ep.call_deferred(&Request::Op(self.id, op))
-    }
-
-    fn deferred(&self, op: Op) {
-        // The guard that calls this cannot report a failure; the next call
-        // on this thread reports a lost connection anyway.
-        let _ = self.ep.call_deferred(&Request::Op(self.id, op));
-    }
 }
 
 fn unexpected(r: Response) -> Error {
@@ -179,13 +168,11 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
 
     /// Replaces the value.
     ///
-    /// Returns once the request is sent, without waiting for the reply:
-    /// the server applies one thread's requests in order, so this thread's
-    /// next call (and whoever takes a lock this thread releases after it)
-    /// sees the new value. Storing a value cannot fail on the server; a lost
-    /// connection is reported by this thread's next call.
+    /// Returns once the server has stored it, so that whatever this thread
+    /// does next (a message to another thread, its process's exit) comes
+    /// after the new value is visible to every client.
     pub fn set(&self, value: &T) -> Result<(), Error> {
-        self.h.ep_deferred(Op::Set(encode(value)?))
+        done(self.h.quick(Op::Set(encode(value)?))?)
     }
 
     /// Replaces the value with `new` if it equals `current` (compared as
@@ -291,7 +278,11 @@ impl LockGuard<'_> {
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         if !self.released {
-            self.h.deferred(Op::Release);
+            // Waits for the reply, as `set` does: a process that drops a
+            // guard and exits must leave the lock free for its joiner's
+            // non-blocking acquire. A failure cannot be reported here; the
+            // next call on this thread reports a lost connection anyway.
+            let _ = self.h.quick(Op::Release);
         }
     }
 }
@@ -672,11 +663,13 @@ where
         maybe(self.h.quick(Op::DictGet(encode(key)?))?)
     }
 
-    /// Sets `key` to `value` (Python's `d[key] = value`), without waiting
-    /// for the reply: see [`ValueProxy::set`] for what that means.
+    /// Sets `key` to `value` (Python's `d[key] = value`), without
+    /// sending the value it replaced back.
     pub fn set(&self, key: &K, value: &V) -> Result<(), Error> {
-        self.h
-            .ep_deferred(Op::DictInsert(encode(key)?, encode(value)?))
+        match self.h.quick(Op::DictInsert(encode(key)?, encode(value)?))? {
+            Response::MaybeBytes(_) => Ok(()),
+            r => Err(unexpected(r)),
+        }
     }
 
     /// Sets `key` to `value`; returns the value it replaced.

@@ -54,6 +54,49 @@ fn the_article_value_is_shared() {
     assert_eq!(num.get().unwrap(), 25);
 }
 
+fn set_and_hold(args: (ValueProxy<i64>, DictProxy<u32, i64>, LockProxy, i64)) {
+    let (num, dict, lock, v) = args;
+    let _held = lock.lock().unwrap();
+    num.set(&v).unwrap();
+    dict.set(&7, &v).unwrap();
+    // The guard is dropped as the child returns.
+}
+
+#[test]
+fn what_a_child_did_is_visible_once_it_is_joined() {
+    // A `set` or a release that returned before the server applied it
+    // would let the parent, right after `join`, read the old value or find
+    // the lock taken.
+    let manager = Manager::start().unwrap();
+    let num = manager.value(0i64).unwrap();
+    let dict = manager.dict::<u32, i64>().unwrap();
+    let lock = manager.lock().unwrap();
+    for i in 1..=40 {
+        let mut p = Process::new(set_and_hold, (num.clone(), dict.clone(), lock.clone(), i));
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(num.get().unwrap(), i);
+        assert_eq!(dict.get(&7).unwrap(), Some(i));
+        let guard = lock.try_lock().unwrap();
+        assert!(guard.is_some(), "the lock is still held after join ({i})");
+    }
+    // The same between threads of one process, told by a channel.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = {
+        let num = num.clone();
+        std::thread::spawn(move || {
+            for i in 0..200i64 {
+                num.set(&i).unwrap();
+                tx.send(i).unwrap();
+            }
+        })
+    };
+    for i in rx {
+        assert!(num.get().unwrap() >= i);
+    }
+    writer.join().unwrap();
+}
+
 #[test]
 fn eight_processes_of_locked_increments() {
     let manager = Manager::start().unwrap();
