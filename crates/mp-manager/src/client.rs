@@ -10,12 +10,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mp_ipc::{Address, Client, Connection};
+use mp_shm::SharedMemory;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::fast::{Fast, Side};
 use crate::protocol::{Request, Response};
 
 /// How long a caller polls for a reply before it sleeps in the kernel.
@@ -83,11 +85,33 @@ impl Endpoint {
         self.authkey.clone()
     }
 
-    fn connect(&self) -> Result<Connection, Error> {
+    fn connect_socket(&self) -> Result<Connection, Error> {
         Ok(Client::new(self.address())
             .authkey(&self.authkey)
             .timeout(Duration::from_secs(20))
             .connect()?)
+    }
+
+    /// A new connection; on this machine (a Unix or abstract address), on
+    /// the fast path (`fast.rs`) when the server's block can be attached.
+    fn connect(&self) -> Result<Link, Error> {
+        let mut conn = self.connect_socket()?;
+        if matches!(self.address, AddressRepr::Tcp(_)) {
+            return Ok(Link::Socket(conn));
+        }
+        conn.send(&Request::Fast)?;
+        let name = match conn.recv_timeout::<Response>(CALL_TIMEOUT)? {
+            Response::FastOffer(name) => name,
+            // The server could not make a block: stay on the socket.
+            Response::Failed(_) => return Ok(Link::Socket(conn)),
+            r => return Err(Error::Protocol(format!("unexpected reply {r:?}"))),
+        };
+        match SharedMemory::attach(&name) {
+            Ok(block) => Ok(Link::Fast(Fast::new(block, conn, Side::Client, SPIN)?)),
+            // Another user's server, say: the socket still works, but this
+            // one now expects the rings, so start over without asking.
+            Err(_) => Ok(Link::Socket(self.connect_socket()?)),
+        }
     }
 
     /// Sends `req` on this thread's connection and returns the reply.
@@ -98,14 +122,20 @@ impl Endpoint {
         req: &Request,
         wait: Option<Duration>,
     ) -> Result<Response, Error> {
-        self.with_conn(|c| {
-            c.conn.send(req)?;
-            spin_for_reply(&c.conn);
-            let resp = match wait {
-                None => c.conn.recv::<Response>()?,
-                Some(w) => c.conn.recv_timeout::<Response>(w)?,
-            };
-            Ok(resp)
+        self.with_conn(|c| match &mut c.link {
+            Link::Socket(conn) => {
+                conn.send(req)?;
+                spin_for_reply(conn);
+                Ok(match wait {
+                    None => conn.recv::<Response>()?,
+                    Some(w) => conn.recv_timeout::<Response>(w)?,
+                })
+            }
+            Link::Fast(fast) => {
+                fast.send(req)?;
+                let deadline = wait.map(|w| Instant::now() + w);
+                fast.recv(u64::from(u32::MAX), deadline)
+            }
         })
     }
 
@@ -121,7 +151,7 @@ impl Endpoint {
             // parent's. Our copy of the descriptor is closed, the parent's
             // connection is untouched.
             _ => Conn {
-                conn: self.connect()?,
+                link: self.connect()?,
                 pid,
             },
         };
@@ -142,8 +172,14 @@ fn breaks_stream(e: &Error) -> bool {
     )
 }
 
+/// How this thread's messages to a server travel.
+enum Link {
+    Socket(Connection),
+    Fast(Fast),
+}
+
 struct Conn {
-    conn: Connection,
+    link: Link,
     pid: u32,
 }
 

@@ -49,6 +49,11 @@
 //!   client holding the key can read and change shared objects, nothing more.
 //! - Requests are size-limited ([`DEFAULT_MAX_REQUEST`], 64 MiB); a
 //!   malformed, truncated or oversized frame ends that connection only.
+//! - On one machine, a connection's messages travel through a
+//!   shared-memory block that the server offers on the authenticated
+//!   connection and unlinks as soon as its client has attached: no other
+//!   process can attach it afterwards, and the same size limits and checks
+//!   apply to what arrives through it.
 //! - A proxy serializes with the server's address and key, so that a child
 //!   process or a pool task can use it: do not serialize proxies to places
 //!   the key must not reach.
@@ -68,6 +73,7 @@
 
 mod client;
 mod error;
+mod fast;
 mod manager;
 mod objects;
 mod protocol;

@@ -22,6 +22,9 @@ pub(crate) enum Request {
     Ping,
     /// Asks the server to stop.
     Shutdown,
+    /// Asks for the fast path (`fast.rs`): the reply names a shared-memory
+    /// block, and every later message travels through it.
+    Fast,
 }
 
 /// What kind of object to create, with its initial state.
@@ -185,6 +188,8 @@ pub(crate) enum Response {
     /// value found.
     Exchanged(bool, Vec<u8>),
     Failed(Failure),
+    /// The block of the fast path, to attach to by name.
+    FastOffer(String),
 }
 
 /// Why the server refused or failed an operation.

@@ -6,9 +6,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mp_ipc::{Address, Connection, Listener};
+use mp_shm::SharedMemory;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::fast::{self, Fast, Side};
 use crate::objects::{HeldLocks, Ids, Object};
 use crate::protocol::{Failure, Kind, Request, Response};
 
@@ -233,15 +235,60 @@ fn accept_loop(listener: &Listener, state: &Arc<State>) {
     }
 }
 
+/// How a connection's messages travel: the socket, or the fast path once
+/// the client asked for it.
+enum Link {
+    Socket(Connection),
+    Fast(Fast),
+}
+
+impl Link {
+    /// The next request; None when the peer is gone or broke the protocol.
+    fn recv(&mut self) -> Option<Request> {
+        match self {
+            Link::Socket(conn) => {
+                crate::client::spin_for_reply(conn);
+                conn.recv::<Request>().ok()
+            }
+            Link::Fast(fast) => fast.recv(DEFAULT_MAX_REQUEST, None).ok(),
+        }
+    }
+
+    /// False when the peer is gone.
+    fn send(&mut self, resp: &Response) -> bool {
+        match self {
+            Link::Socket(conn) => conn.send(resp).is_ok(),
+            Link::Fast(fast) => fast.send(resp).is_ok(),
+        }
+    }
+}
+
+/// Offers the fast path on `conn`: a new named block, its name sent back.
+/// The connection then carries only wake-ups.
+fn upgrade(mut conn: Connection) -> Option<Link> {
+    let block = match SharedMemory::create(fast::BLOCK) {
+        Ok(b) => b,
+        Err(e) => {
+            let refused = Response::Failed(Failure::Misuse(format!("no fast path: {e}")));
+            return conn.send(&refused).is_ok().then_some(Link::Socket(conn));
+        }
+    };
+    let name = block.name()?.to_owned();
+    conn.send(&Response::FastOffer(name)).ok()?;
+    Fast::new(block, conn, Side::Server, crate::client::SPIN)
+        .ok()
+        .map(Link::Fast)
+}
+
 fn serve_connection(mut conn: Connection, state: &State) {
     conn.set_max_message_size(DEFAULT_MAX_REQUEST);
     let me = state.conns.next();
     let mut held = HeldLocks::default();
+    let mut link = Some(Link::Socket(conn));
     // A malformed, oversized or truncated frame ends this connection only;
     // nothing else is shared with it.
-    loop {
-        crate::client::spin_for_reply(&conn);
-        let Ok(req) = conn.recv::<Request>() else {
+    while let Some(l) = link.as_mut() {
+        let Some(req) = l.recv() else {
             break;
         };
         let resp = match req {
@@ -260,11 +307,21 @@ fn serve_connection(mut conn: Connection, state: &State) {
             Request::Ping => Response::Done,
             Request::Shutdown => {
                 state.stop.store(true, Ordering::Release);
-                let _ = conn.send(&Response::Done);
+                let _ = l.send(&Response::Done);
                 break;
             }
+            Request::Fast => match link.take() {
+                Some(Link::Socket(conn)) => {
+                    link = upgrade(conn);
+                    continue;
+                }
+                other => {
+                    link = other;
+                    Response::Failed(Failure::Misuse("already on the fast path".into()))
+                }
+            },
         };
-        if conn.send(&resp).is_err() {
+        if !link.as_mut().is_some_and(|l| l.send(&resp)) {
             break;
         }
     }

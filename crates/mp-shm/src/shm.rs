@@ -241,6 +241,26 @@ impl SharedMemory {
         Ok(())
     }
 
+    /// The 8 bytes at `offset` as an atomic, for protocols that other
+    /// processes follow on the same block (positions of a ring, flags).
+    /// `offset` must be a multiple of 8 and the 8 bytes inside the block.
+    pub fn atomic_u64_at(&self, offset: usize) -> Result<&std::sync::atomic::AtomicU64, Error> {
+        self.check_range(offset, 8)?;
+        let ptr = self.as_ptr().wrapping_add(offset);
+        if ptr.align_offset(std::mem::align_of::<std::sync::atomic::AtomicU64>()) != 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("offset {offset} is not aligned for an atomic u64"),
+            ));
+        }
+        // SAFETY: the 8 bytes are inside the mapping (checked above), which
+        // lives as long as `self`, and aligned (checked above). Another
+        // process may access them at any time, which atomics allow; the
+        // block is only ever accessed through raw pointers and atomics, so
+        // no `&mut` to these bytes can exist.
+        Ok(unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr.cast()) })
+    }
+
     fn check_range(&self, offset: usize, len: usize) -> Result<(), Error> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len() => Ok(()),

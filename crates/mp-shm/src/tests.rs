@@ -73,3 +73,17 @@ fn a_dead_pid_in_the_word_is_taken_over() {
     assert_eq!(word::try_lock(&w, sys::pid()), Acquired::OwnerDied(dead));
     assert_eq!(word::owner(&w), sys::pid());
 }
+
+#[test]
+fn atomics_in_a_block_are_checked_and_shared_between_handles() {
+    let block = crate::SharedMemory::create(64).unwrap();
+    let other = crate::SharedMemory::attach(block.name().unwrap()).unwrap();
+    block.atomic_u64_at(8).unwrap().store(7, Ordering::SeqCst);
+    assert_eq!(other.atomic_u64_at(8).unwrap().load(Ordering::SeqCst), 7);
+    let mut bytes = [0; 8];
+    other.read_at(8, &mut bytes).unwrap();
+    assert_eq!(u64::from_le_bytes(bytes), 7);
+    assert!(block.atomic_u64_at(4).is_err(), "misaligned");
+    assert!(block.atomic_u64_at(64).is_err(), "past the end");
+    assert!(block.atomic_u64_at(usize::MAX - 3).is_err(), "overflow");
+}

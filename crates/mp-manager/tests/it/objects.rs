@@ -248,3 +248,28 @@ fn dicts_lists_namespaces() {
         Err(Error::Serialization(_)) | Ok(_)
     ));
 }
+
+#[test]
+fn large_messages_on_the_local_fast_path() {
+    // Local connections carry messages through 64 KiB rings in shared
+    // memory: longer ones stream through, over-limit ones end only the
+    // connection that sent them.
+    let m = Manager::start().unwrap();
+    let v = m.value(Vec::<u8>::new()).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    v.set(&big).unwrap();
+    assert_eq!(v.get().unwrap(), big);
+    let d = m.dict::<u32, Vec<u8>>().unwrap();
+    for (i, len) in [0usize, 1, 65_531, 65_532, 65_536, 200_000]
+        .into_iter()
+        .enumerate()
+    {
+        let item = vec![i as u8; len];
+        d.set(&(i as u32), &item).unwrap();
+        assert_eq!(d.get(&(i as u32)).unwrap(), Some(item), "{len} bytes");
+    }
+    let over = vec![7u8; 65 << 20];
+    assert!(v.set(&over).is_err(), "over the server's request limit");
+    // The server goes on, and so does this thread, on a new connection.
+    assert_eq!(v.get().unwrap(), big);
+}
