@@ -253,11 +253,11 @@ impl SharedMemory {
                 format!("offset {offset} is not aligned for an atomic u64"),
             ));
         }
-        // SAFETY: the 8 bytes are inside the mapping (checked above), which
-        // lives as long as `self`, and aligned (checked above). Another
-        // process may access them at any time, which atomics allow; the
-        // block is only ever accessed through raw pointers and atomics, so
-        // no `&mut` to these bytes can exist.
+        // Other processes may access these bytes at any time, which atomics
+        // allow; the safe accessors use raw pointers only, so no `&mut` to
+        // them exists (the unsafe slices promise no concurrent writer).
+        // SAFETY: in bounds and aligned (checked above); the mapping lives
+        // as long as `self`, so as long as the returned reference.
         Ok(unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr.cast()) })
     }
 
