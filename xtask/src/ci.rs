@@ -47,6 +47,17 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             doc
         },
         {
+            // The lock word's protocol under loom (crates/mp-shm/src/lock/
+            // loom_model.rs): its own target directory, since the cfg
+            // changes every crate's build.
+            let mut loom = step(&["test", "-p", "mp-shm", "--release", "--lib", "loom"]);
+            loom.cmd
+                .env("RUSTFLAGS", "--cfg mp_loom")
+                .env("CARGO_TARGET_DIR", root.join("target").join("loom"));
+            loom.timeout = Some(TEST_TIMEOUT);
+            loom
+        },
+        {
             let mut doc = step(&["doc", "--workspace", "--no-deps"]);
             doc.cmd.env("RUSTDOCFLAGS", "-D warnings");
             doc

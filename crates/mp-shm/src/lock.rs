@@ -3,6 +3,9 @@
 
 pub(crate) mod word;
 
+#[cfg(all(test, mp_loom))]
+mod loom_model;
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

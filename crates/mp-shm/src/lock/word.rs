@@ -1,10 +1,66 @@
 //! The lock word: a 32-bit futex holding the owner's pid and a waiters
 //! bit. The protocol is described in `README.md` next to this file.
+//!
+//! The protocol is written against [`Futex`], so that the same code runs on
+//! a word in shared memory (std's atomics and the kernel's futex) and,
+//! under `cfg(mp_loom)`, on loom's model of them (`loom.rs`), which checks
+//! every interleaving of a few threads.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sys;
+use crate::sys::{self, Wake};
+
+/// What the lock protocol needs of its word.
+pub(crate) trait Futex {
+    fn load(&self, order: Ordering) -> u32;
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32>;
+    fn swap(&self, value: u32, order: Ordering) -> u32;
+    /// Sleeps while the word is `expected`, for at most `timeout`.
+    fn wait(&self, expected: u32, timeout: Option<Duration>) -> Wake;
+    /// Wakes one sleeper, if any.
+    fn wake_one(&self);
+    /// Whether process `pid` has ended (false when unsure).
+    fn ended(&self, pid: u32) -> bool;
+}
+
+impl Futex for AtomicU32 {
+    fn load(&self, order: Ordering) -> u32 {
+        AtomicU32::load(self, order)
+    }
+
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        AtomicU32::compare_exchange(self, current, new, success, failure)
+    }
+
+    fn swap(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::swap(self, value, order)
+    }
+
+    fn wait(&self, expected: u32, timeout: Option<Duration>) -> Wake {
+        sys::futex_wait(self, expected, timeout)
+    }
+
+    fn wake_one(&self) {
+        sys::futex_wake(self, 1);
+    }
+
+    fn ended(&self, pid: u32) -> bool {
+        sys::process_ended(pid)
+    }
+}
 
 /// The owner's pid: Linux pids are below 2^22 (`PID_MAX_LIMIT`).
 pub(crate) const PID_MASK: u32 = 0x3fff_ffff;
@@ -27,7 +83,7 @@ pub(crate) enum Acquired {
 }
 
 /// One attempt, no waiting.
-pub(crate) fn try_lock(word: &AtomicU32, me: u32) -> Acquired {
+pub(crate) fn try_lock<W: Futex + ?Sized>(word: &W, me: u32) -> Acquired {
     match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
         Ok(_) => Acquired::Locked,
         Err(v) => match take_if_dead(word, v, me) {
@@ -39,7 +95,7 @@ pub(crate) fn try_lock(word: &AtomicU32, me: u32) -> Acquired {
 
 /// Acquires the word for `me` (a pid), waiting until `deadline` (None:
 /// forever). A deadline in the past makes this one attempt.
-pub(crate) fn lock(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Acquired {
+pub(crate) fn lock<W: Futex + ?Sized>(word: &W, me: u32, deadline: Option<Instant>) -> Acquired {
     // Fast path: uncontended.
     if word
         .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
@@ -51,7 +107,7 @@ pub(crate) fn lock(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Acqu
 }
 
 #[cold]
-fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Acquired {
+fn lock_slow<W: Futex + ?Sized>(word: &W, me: u32, deadline: Option<Instant>) -> Acquired {
     let mut checked_once = false;
     loop {
         let v = word.load(Ordering::Relaxed);
@@ -90,7 +146,7 @@ fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Acquired {
                 (d - now).min(LIVENESS_SLICE)
             }
         };
-        if sys::futex_wait(word, v | WAITERS, Some(slice)) == sys::Wake::TimedOut {
+        if word.wait(v | WAITERS, Some(slice)) == Wake::TimedOut {
             checked_once = true;
             if let Some(pid) = take_if_dead(word, word.load(Ordering::Relaxed), me) {
                 return Acquired::OwnerDied(pid);
@@ -103,9 +159,9 @@ fn lock_slow(word: &AtomicU32, me: u32, deadline: Option<Instant>) -> Acquired {
 /// (keeping the waiters bit, since others may sleep) and returns the dead
 /// pid. The compare-exchange on the exact value makes exactly one of
 /// several waiters the recoverer.
-fn take_if_dead(word: &AtomicU32, v: u32, me: u32) -> Option<u32> {
+fn take_if_dead<W: Futex + ?Sized>(word: &W, v: u32, me: u32) -> Option<u32> {
     let owner = v & PID_MASK;
-    if owner == 0 || owner == me || !sys::process_ended(owner) {
+    if owner == 0 || owner == me || !word.ended(owner) {
         return None;
     }
     word.compare_exchange(v, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
@@ -114,14 +170,14 @@ fn take_if_dead(word: &AtomicU32, v: u32, me: u32) -> Option<u32> {
 }
 
 /// Releases the word; wakes one sleeper if any may sleep.
-pub(crate) fn unlock(word: &AtomicU32) {
+pub(crate) fn unlock<W: Futex + ?Sized>(word: &W) {
     if word.swap(0, Ordering::Release) & WAITERS != 0 {
-        sys::futex_wake(word, 1);
+        word.wake_one();
     }
 }
 
 /// The owner's pid, 0 when unlocked.
-pub(crate) fn owner(word: &AtomicU32) -> u32 {
+pub(crate) fn owner<W: Futex + ?Sized>(word: &W) -> u32 {
     word.load(Ordering::Relaxed) & PID_MASK
 }
 
