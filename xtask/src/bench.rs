@@ -21,6 +21,8 @@ const SIDE_TIMEOUT: Duration = Duration::from_secs(600);
 
 const PYTHON: &str = "python3";
 const PYTHON_SCRIPT: &str = "crates/mp-bench/python/bench_cpython.py";
+/// The MPI workloads' CPython side: mpi4py.futures (see `mpi_workloads`).
+const MPI4PY_SCRIPT: &str = "crates/mp-bench/python/bench_mpi4py.py";
 
 /// `cargo xtask bench` flags.
 #[derive(Debug, Default)]
@@ -160,7 +162,8 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
         eprintln!("bench: NOTE: skipping `{name}`: the CPython script has it, mp-bench does not");
     }
     let names: Vec<&String> = mp_names.iter().filter(|n| flags.selects(n)).collect();
-    if names.is_empty() {
+    let mpi_selected = crate::mpi::BENCH_WORKLOADS.iter().any(|n| flags.selects(n));
+    if names.is_empty() && !mpi_selected {
         return Err(format!(
             "bench: no workload matches --only {}",
             flags.only.join(",")
@@ -228,6 +231,8 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
         });
     }
 
+    mpi_workloads(root, flags, &mut rows)?;
+
     let meta = Meta {
         date: utc_now(),
         nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -262,6 +267,105 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
             failed.join(", ")
         ))
     }
+}
+
+/// The MPI workloads (`mpi_*`, see `mpi.rs`): mp-mpi's `mpi-bench` under
+/// `mpirun -n 3` (2 worker ranks), with mpi4py.futures' `MPIPoolExecutor`
+/// under the same `mpirun` in the CPython column, and each compared with
+/// its mp-pool row (`pool_*`) of this run. Skipped with a notice where
+/// `mpirun` (or mpi4py) is missing.
+fn mpi_workloads(root: &Path, flags: &Flags, rows: &mut Vec<Row>) -> Result<(), String> {
+    let names: Vec<&str> = crate::mpi::BENCH_WORKLOADS
+        .into_iter()
+        .filter(|n| flags.selects(n))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    if !crate::mpi::available() {
+        eprintln!(
+            "bench: NOTE: no `mpirun`: skipping {} (apt-get install libopenmpi-dev openmpi-bin libclang-dev)",
+            names.join(", ")
+        );
+        return Ok(());
+    }
+    proc::run(
+        proc::cargo().args([
+            "build",
+            "--release",
+            "-p",
+            crate::mpi::PACKAGE,
+            "--features",
+            "mpi",
+            "--example",
+            "mpi-bench",
+        ]),
+        None,
+    )?;
+    let bin = target_dir(root)
+        .join("release")
+        .join("examples")
+        .join(format!("mpi-bench{}", std::env::consts::EXE_SUFFIX));
+    let mpi4py = python_version().is_some()
+        && proc::output(
+            proc::command(PYTHON).args(["-c", "import mpi4py.futures"]),
+            Some(SIDE_TIMEOUT),
+        )
+        .is_ok_and(|o| o.status.success());
+    if mpi4py {
+        eprintln!("bench: NOTE: the CPython column of mpi_* is mpi4py.futures.MPIPoolExecutor");
+    } else {
+        eprintln!(
+            "bench: NOTE: mpi4py not importable (`pip install mpi4py`): mpi_* have no CPython column"
+        );
+    }
+    let quick: &[&str] = if flags.quick { &["--quick"] } else { &[] };
+    for name in names {
+        eprint!("[mpi] {name}: mp ...");
+        let mut errors = Vec::new();
+        let mut cmd = crate::mpi::mpirun();
+        cmd.arg(&bin).args(["--workload", name]).args(quick);
+        let mp = measure(cmd, name);
+        progress(&mp);
+        let cpython = mpi4py.then(|| {
+            eprint!("; mpi4py ...");
+            let mut cmd = crate::mpi::mpirun();
+            cmd.args([PYTHON, "-m", "mpi4py.futures"])
+                .arg(root.join(MPI4PY_SCRIPT))
+                .args(["--workload", name])
+                .args(quick);
+            let m = measure(cmd, name);
+            progress(&m);
+            m
+        });
+        eprintln!();
+        let mp = mp.map_err(|e| errors.push(format!("mp: {e}"))).ok();
+        let cpython = cpython.and_then(|r| r.map_err(|e| errors.push(format!("mpi4py: {e}"))).ok());
+        for e in &errors {
+            eprintln!("    FAILED {e}");
+        }
+        let ratio = match (&mp, &cpython) {
+            (Some(m), Some(c)) => Some(m.stats.median / c.stats.median),
+            _ => None,
+        };
+        let pool = name.trim_start_matches("mpi_");
+        if let (Some(m), Some(p)) = (&mp, rows.iter().find(|r| r.name == pool).and_then(|r| r.mp)) {
+            eprintln!(
+                "    {name}: MpiPool at {:.2}x of mp-pool's Pool ({pool})",
+                m.stats.median / p.median
+            );
+        }
+        rows.push(Row {
+            name: name.to_owned(),
+            unit: "tasks/s".to_owned(),
+            better: Better::Higher,
+            mp: mp.map(|m| m.stats),
+            cpython: cpython.map(|c| c.stats),
+            ratio,
+            errors,
+        });
+    }
+    Ok(())
 }
 
 fn progress(m: &Result<Measured, String>) {

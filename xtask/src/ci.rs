@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first
-//! failure: fmt, clippy, tests, doc tests, docs, then every example in release.
+//! failure: fmt, clippy, tests, doc tests, docs, then every example in release,
+//! then the MPI steps (`mpi.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -69,9 +70,17 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         steps.push(step(&["build", "--release", "--workspace", "--examples"]));
     }
     for (package, name) in &examples {
+        // mp-mpi's examples need its `mpi` feature and `mpirun`: the MPI
+        // steps below run them.
+        if package == crate::mpi::PACKAGE {
+            continue;
+        }
         let mut run = step(&["run", "--release", "-p", package, "--example", name]);
         run.timeout = Some(EXAMPLE_TIMEOUT);
         steps.push(run);
+    }
+    for (cmd, timeout) in crate::mpi::ci_steps()? {
+        steps.push(Step { cmd, timeout });
     }
 
     let total = steps.len();

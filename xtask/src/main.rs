@@ -11,6 +11,7 @@
 
 mod bench;
 mod ci;
+mod mpi;
 mod proc;
 mod report;
 mod tidy;

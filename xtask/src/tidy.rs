@@ -7,7 +7,8 @@
 //! - every `unsafe {` block and `unsafe impl` has a comment containing
 //!   `SAFETY:` on its line or on one of the 3 lines above;
 //! - no line ends in whitespace;
-//! - `unsafe` appears in code only in `crates/mp-process` and `crates/mp-shm`.
+//! - `unsafe` appears in code only in `crates/mp-process` and `crates/mp-shm`
+//!   (and in the documented exception `crates/mp-mpi`, see `UNSAFE_EXCEPTIONS`).
 //!
 //! The `unsafe` rules look at code only: a small lexer first separates
 //! comments from code and blanks out string and char literals.
@@ -16,6 +17,11 @@ use std::path::{Path, PathBuf};
 
 /// Crates that may contain `unsafe` code (house style: "Unsafe discipline").
 const UNSAFE_CRATES: &[&str] = &["mp-process", "mp-shm"];
+
+/// Documented exceptions to that rule: mp-mpi calls MPI's raw bindings
+/// (one-sided windows) and turns function offsets sent by rank 0 into
+/// function pointers; its crate docs ("Unsafe code") say why.
+const UNSAFE_EXCEPTIONS: &[&str] = &["mp-mpi"];
 
 /// How many lines above an `unsafe` block its `SAFETY:` comment may start.
 const SAFETY_REACH: usize = 3;
@@ -46,7 +52,9 @@ fn check_tree(root: &Path) -> Result<Vec<String>, String> {
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let rel = path.strip_prefix(root).unwrap_or(&path);
         let shown = rel.display().to_string().replace('\\', "/");
-        let unsafe_allowed = UNSAFE_CRATES.contains(&crate_of(rel).as_str());
+        let krate = crate_of(rel);
+        let unsafe_allowed =
+            UNSAFE_CRATES.contains(&krate.as_str()) || UNSAFE_EXCEPTIONS.contains(&krate.as_str());
         for (line, msg) in check_file(&text, unsafe_allowed) {
             problems.push(format!("{shown}:{line}: {msg}"));
         }

@@ -66,6 +66,7 @@ mod error;
 mod executor;
 mod front;
 mod pool;
+pub mod remote;
 mod result;
 mod thread;
 mod wire;

@@ -74,6 +74,13 @@
 //!   to other programs and machines over TCP, with an authentication key.
 //! - The whole crate: [`manager`] (`mp-manager`).
 //!
+//! # Many machines (MPI)
+//!
+//! - `mpi::MpiPool` (with the `mpi` feature): the pool API over the ranks
+//!   of an MPI job, on one machine or many; it implements [`TaskPool`].
+//!   `mpi::SharedCounter` is a counter every rank shares. The whole crate:
+//!   `mpi` (`mp-mpi`).
+//!
 //! Each part is its own crate, so a program that needs only one depends on
 //! that crate alone.
 #![doc(test(attr(deny(warnings))))]
@@ -119,6 +126,10 @@ pub use mp_manager as manager;
 
 #[doc(inline)]
 pub use mp_manager::Manager;
+
+#[cfg(feature = "mpi")]
+#[doc(inline)]
+pub use mp_mpi as mpi;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[doc = include_str!("../../../README.md")]

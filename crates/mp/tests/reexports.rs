@@ -94,3 +94,12 @@ fn ipc_items() {
             .is_empty()
     );
 }
+
+#[cfg(feature = "mpi")]
+#[test]
+fn mpi_items() {
+    // Only with the facade's `mpi` feature: the MPI pool and counter.
+    let _ = std::any::type_name::<mp::mpi::MpiPool>();
+    let _ = std::any::type_name::<mp::mpi::SharedCounter>();
+    let _: fn() -> Result<mp::mpi::World, mp::mpi::Error> = mp::mpi::init;
+}
