@@ -47,10 +47,6 @@ const RESP_TAIL: usize = 192;
 const CLIENT_SLEEPING: usize = 256;
 const SERVER_SLEEPING: usize = 320;
 
-/// Looks at the ring this many times before yielding the CPU between
-/// looks: a few microseconds, the usual time to a reply when both sides run.
-const PURE_SPIN: u32 = 256;
-
 /// The block's size.
 pub(crate) const BLOCK: usize = DATA + 2 * CAP;
 
@@ -179,24 +175,18 @@ impl Fast {
         deadline: Option<Instant>,
     ) -> Result<bool, Error> {
         let start = Instant::now();
+        // The clock costs more than a look at the ring: read it 1 time in
+        // 32. A pure spin: yielding the CPU between looks was measured
+        // slower on the article's counter (medians of 30k to 140k against
+        // 250k to 280k increments/s), as each yield invites the scheduler to
+        // put both ends of a connection on one CPU.
         let mut round = 0u32;
-        loop {
+        while !round.is_multiple_of(32) || start.elapsed() < self.spin {
             if ready(self) {
                 return Ok(true);
             }
+            std::hint::spin_loop();
             round = round.wrapping_add(1);
-            if round < PURE_SPIN {
-                std::hint::spin_loop();
-                continue;
-            }
-            // The clock costs more than a look at the ring: read it 1 time
-            // in 8.
-            if round.is_multiple_of(8) && start.elapsed() >= self.spin {
-                break;
-            }
-            // On a busy machine the peer may be waiting for this very CPU:
-            // let it run rather than burn the slice.
-            std::thread::yield_now();
         }
         loop {
             let flag = self.my_flag();

@@ -179,6 +179,9 @@ impl Object {
                 }
                 Ok(Response::Bool(got))
             }
+            (Object::Lock(l), Op::AwaitFree(timeout)) => {
+                Ok(Response::Bool(l.await_free(deadline(timeout))))
+            }
             (Object::Lock(l), Op::Release) => {
                 l.release(conn)?;
                 if !l.owned_by(conn) {
@@ -194,6 +197,9 @@ impl Object {
                     held.add(id, self);
                 }
                 Ok(Response::Bool(got))
+            }
+            (Object::Condition(c), Op::AwaitFree(timeout)) => {
+                Ok(Response::Bool(c.lock().await_free(deadline(timeout))))
             }
             (Object::Condition(c), Op::Release) => {
                 c.lock().release(conn)?;
@@ -360,6 +366,12 @@ impl LockObj {
         free
     }
 
+    /// Waits until the lock is free (true) or `deadline` passes (false),
+    /// without taking it.
+    fn await_free(&self, deadline: Option<Instant>) -> bool {
+        wait_until(&self.cv, lock(&self.state), deadline, |s| s.is_none()).1
+    }
+
     fn owned_by(&self, conn: ConnId) -> bool {
         matches!(*lock(&self.state), Some((o, _)) if o == conn)
     }
@@ -382,7 +394,10 @@ impl LockObj {
         }
         *g = None;
         drop(g);
-        self.cv.notify_one();
+        // All waiters: one that is told "free" leaves the taking to its
+        // client, which may lose the race or be gone; nobody else may be
+        // left asleep on a free lock.
+        self.cv.notify_all();
         Ok(())
     }
 
@@ -394,7 +409,7 @@ impl LockObj {
             Some((owner, count)) if owner == conn => {
                 *g = None;
                 drop(g);
-                self.cv.notify_one();
+                self.cv.notify_all();
                 count
             }
             _ => 0,

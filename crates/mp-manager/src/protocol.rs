@@ -143,6 +143,9 @@ pub(crate) enum Op {
     AttrSet(String, Vec<u8>),
     AttrDel(String),
     AttrSnapshot,
+    // Lock, RLock, Condition's lock: waits until the lock is free, without
+    // taking it (the client then tries again; see `proxy::acquire`).
+    AwaitFree(Micros),
 }
 
 /// The numeric types a value can be added to on the server.

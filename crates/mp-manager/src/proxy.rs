@@ -288,18 +288,36 @@ impl Drop for LockGuard<'_> {
 }
 
 fn acquire(h: &Handle, blocking: bool, timeout: Option<Duration>) -> Result<bool, Error> {
-    let wait = if blocking {
-        reply_wait(timeout)
-    } else {
-        Some(call_timeout())
+    let try_once = || {
+        boolean(h.quick(Op::Acquire {
+            blocking: false,
+            timeout: None,
+        })?)
     };
-    boolean(h.op(
-        Op::Acquire {
-            blocking,
-            timeout: micros(timeout),
-        },
-        wait,
-    )?)
+    if !blocking {
+        return try_once();
+    }
+    // The server never takes the lock on behalf of a waiting client: it
+    // says when the lock is free, and the client, running again, tries.
+    // Otherwise the lock would be held by a process still asleep in its
+    // wake-up while the others wait: on the article's counter that turned
+    // every hand-over into two sleeps.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        if try_once()? {
+            return Ok(true);
+        }
+        let left = match deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Ok(false),
+            },
+        };
+        if !boolean(h.op(Op::AwaitFree(micros(left)), reply_wait(left))?)? {
+            return Ok(false);
+        }
+    }
 }
 
 impl LockProxy {
