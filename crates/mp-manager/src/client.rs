@@ -30,6 +30,12 @@ use crate::protocol::{Request, Response};
 /// waiter for a contended lock gets its reply while still polling.
 pub(crate) const SPIN: Duration = Duration::from_micros(100);
 
+/// How long a caller polls for the reply to a request that may wait on the
+/// server, and a server for the next request of a client that was asleep:
+/// long enough for an answer that comes at once, short enough not to take
+/// a CPU from the process the wait is for.
+pub(crate) const SHORT_SPIN: Duration = Duration::from_micros(10);
+
 /// Polls `conn` for up to [`SPIN`] without sleeping.
 pub(crate) fn spin_for_reply(conn: &Connection) {
     let start = std::time::Instant::now();
@@ -134,7 +140,10 @@ impl Endpoint {
             Link::Fast(fast) => {
                 fast.send(req)?;
                 let deadline = wait.map(|w| Instant::now() + w);
-                fast.recv(u64::from(u32::MAX), deadline)
+                // A reply that may wait on the server (a lock held by
+                // another process, an empty queue) is not worth a long poll.
+                let spin = if req.may_wait() { SHORT_SPIN } else { SPIN };
+                fast.recv(u64::from(u32::MAX), deadline, spin)
             }
         })
     }

@@ -180,10 +180,12 @@ impl Object {
                 Ok(Response::Bool(got))
             }
             (Object::Lock(l), Op::AwaitFree(timeout)) => {
-                Ok(Response::Bool(l.await_free(deadline(timeout))))
+                Ok(Response::Bool(l.await_free(conn, deadline(timeout))))
             }
             (Object::Lock(l), Op::Release) => {
-                l.release(conn)?;
+                if l.release(conn)? {
+                    held.unsettled.push(self.clone());
+                }
                 if !l.owned_by(conn) {
                     held.remove(id);
                 }
@@ -199,10 +201,12 @@ impl Object {
                 Ok(Response::Bool(got))
             }
             (Object::Condition(c), Op::AwaitFree(timeout)) => {
-                Ok(Response::Bool(c.lock().await_free(deadline(timeout))))
+                Ok(Response::Bool(c.lock().await_free(conn, deadline(timeout))))
             }
             (Object::Condition(c), Op::Release) => {
-                c.lock().release(conn)?;
+                if c.lock().release(conn)? {
+                    held.unsettled.push(self.clone());
+                }
                 if !c.lock().owned_by(conn) {
                     held.remove(id);
                 }
@@ -312,73 +316,164 @@ impl Object {
 
 /// The locks a connection holds, to release when it ends.
 #[derive(Debug, Default)]
-pub(crate) struct HeldLocks(HashMap<u64, Arc<Object>>);
+pub(crate) struct HeldLocks {
+    held: HashMap<u64, Arc<Object>>,
+    /// Locks this connection released without waking their waiters yet
+    /// (see [`LockObj`]).
+    unsettled: Vec<Arc<Object>>,
+}
 
 impl HeldLocks {
     fn add(&mut self, id: u64, obj: &Arc<Object>) {
-        self.0.entry(id).or_insert_with(|| obj.clone());
+        self.held.entry(id).or_insert_with(|| obj.clone());
     }
 
     fn remove(&mut self, id: u64) {
-        self.0.remove(&id);
+        self.held.remove(&id);
     }
 
-    /// Releases every lock still held by `conn`.
+    /// Takes the unsettled releases, to [`settle`](Self::settle) later.
+    pub(crate) fn take_unsettled(&mut self) -> Vec<Arc<Object>> {
+        std::mem::take(&mut self.unsettled)
+    }
+
+    /// Wakes the waiters of `released` locks that are still free.
+    pub(crate) fn settle(released: Vec<Arc<Object>>) {
+        for obj in released {
+            match &*obj {
+                Object::Lock(l) => l.settle(),
+                Object::Condition(c) => c.lock().settle(),
+                _ => {}
+            }
+        }
+    }
+
+    /// Releases every lock still held by `conn`, and wakes the waiters of
+    /// those it released before.
     pub(crate) fn release_all(&mut self, conn: ConnId) {
-        for (_, obj) in self.0.drain() {
+        Self::settle(self.take_unsettled());
+        for (_, obj) in self.held.drain() {
             obj.release_all(conn);
         }
     }
 }
 
 /// A lock or rlock: an owner (connection) and a recursion count.
+///
+/// Waiters are told when the lock is free and their clients try again
+/// (`proxy::acquire`); the server never takes a lock for a client that is
+/// not running. A release does not wake the waiters at once: its
+/// connection's thread settles that after the releaser's next request
+/// ([`HeldLocks::settle`]), so that a client that takes the lock straight
+/// back, as in the article's counter loop, does not wake the others for
+/// nothing each time (each such wake-up took the CPU the running pair
+/// needed, and the loop fell to a fifth of its speed). The lock is not
+/// fair, as Python's is not, but bounded: once a waiter has waited
+/// [`STARVING`], the next release hands the lock to the longest waiter.
 #[derive(Debug)]
 pub(crate) struct LockObj {
     recursive: bool,
-    state: Mutex<Option<(ConnId, u64)>>,
+    state: Mutex<LockState>,
     cv: Condvar,
+}
+
+/// How long a waiter may wait while others take the lock back before
+/// the lock is handed to it.
+const STARVING: Duration = Duration::from_millis(2);
+
+/// How long a hand-over waits for its waiter's client to come and take
+/// the lock: past it the waiter is taken to be gone, and anyone may.
+const HANDED_FOR: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default)]
+struct LockState {
+    owner: Option<(ConnId, u64)>,
+    /// Connections waiting, oldest first, with when they began.
+    waiters: VecDeque<(ConnId, Instant)>,
+    /// A release left the waiters asleep (see [`LockObj`]).
+    wake_pending: bool,
+    /// Kept for this waiter, since then (see [`STARVING`]).
+    handed: Option<(ConnId, Instant)>,
+}
+
+impl LockState {
+    /// Whether `conn` may take the free lock now.
+    fn may_take(&self, conn: ConnId) -> bool {
+        self.owner.is_none()
+            && match self.handed {
+                Some((to, since)) => to == conn || since.elapsed() >= HANDED_FOR,
+                None => true,
+            }
+    }
+
+    fn take(&mut self, conn: ConnId) {
+        self.owner = Some((conn, 1));
+        self.wake_pending = false;
+        self.handed = None;
+    }
 }
 
 impl LockObj {
     fn new(recursive: bool) -> LockObj {
         LockObj {
             recursive,
-            state: Mutex::new(None),
+            state: Mutex::new(LockState::default()),
             cv: Condvar::new(),
         }
     }
 
+    /// Waits as a waiter until `conn` may take the lock, or `deadline`.
+    fn wait_turn<'a>(
+        &self,
+        g: MutexGuard<'a, LockState>,
+        conn: ConnId,
+        deadline: Option<Instant>,
+    ) -> (MutexGuard<'a, LockState>, bool) {
+        let mut g = g;
+        g.waiters.push_back((conn, Instant::now()));
+        let (mut g, free) = wait_until(&self.cv, g, deadline, |s| s.may_take(conn));
+        if let Some(at) = g.waiters.iter().position(|&(c, _)| c == conn) {
+            g.waiters.remove(at);
+        }
+        (g, free)
+    }
+
     fn acquire(&self, conn: ConnId, blocking: bool, deadline: Option<Instant>) -> bool {
         let mut g = lock(&self.state);
-        if let Some((owner, count)) = g.as_mut() {
+        if let Some((owner, count)) = g.owner.as_mut() {
             if self.recursive && *owner == conn {
                 *count += 1;
                 return true;
             }
-            if !blocking {
-                return false;
-            }
         }
-        let (mut g, free) = wait_until(&self.cv, g, deadline, |s| s.is_none());
+        if g.may_take(conn) {
+            g.take(conn);
+            return true;
+        }
+        if !blocking {
+            return false;
+        }
+        let (mut g, free) = self.wait_turn(g, conn, deadline);
         if free {
-            *g = Some((conn, 1));
+            g.take(conn);
         }
         free
     }
 
-    /// Waits until the lock is free (true) or `deadline` passes (false),
-    /// without taking it.
-    fn await_free(&self, deadline: Option<Instant>) -> bool {
-        wait_until(&self.cv, lock(&self.state), deadline, |s| s.is_none()).1
+    /// Waits until `conn` may take the lock (true) or `deadline` passes
+    /// (false), without taking it.
+    fn await_free(&self, conn: ConnId, deadline: Option<Instant>) -> bool {
+        self.wait_turn(lock(&self.state), conn, deadline).1
     }
 
     fn owned_by(&self, conn: ConnId) -> bool {
-        matches!(*lock(&self.state), Some((o, _)) if o == conn)
+        matches!(lock(&self.state).owner, Some((o, _)) if o == conn)
     }
 
-    fn release(&self, conn: ConnId) -> Result<(), Failure> {
+    /// Releases; true when waking the waiters is left to [`Self::settle`].
+    fn release(&self, conn: ConnId) -> Result<bool, Failure> {
         let mut g = lock(&self.state);
-        match g.as_mut() {
+        match g.owner.as_mut() {
             None => return Err(Failure::Misuse("release unlocked lock".into())),
             // A plain lock may be released by anyone, as in Python.
             Some((owner, count)) if self.recursive => {
@@ -387,27 +482,44 @@ impl LockObj {
                 }
                 *count -= 1;
                 if *count > 0 {
-                    return Ok(());
+                    return Ok(false);
                 }
             }
             Some(_) => {}
         }
-        *g = None;
-        drop(g);
-        // All waiters: one that is told "free" leaves the taking to its
-        // client, which may lose the race or be gone; nobody else may be
-        // left asleep on a free lock.
-        self.cv.notify_all();
-        Ok(())
+        g.owner = None;
+        let Some(&(oldest, since)) = g.waiters.front() else {
+            return Ok(false);
+        };
+        if since.elapsed() >= STARVING {
+            g.handed = Some((oldest, Instant::now()));
+            drop(g);
+            self.cv.notify_all();
+            return Ok(false);
+        }
+        g.wake_pending = true;
+        Ok(true)
+    }
+
+    /// Wakes the waiters if a release left them asleep and the lock is
+    /// still free. All of them: the one told "free" leaves the taking to
+    /// its client, which may lose the race or be gone.
+    fn settle(&self) {
+        let mut g = lock(&self.state);
+        if std::mem::take(&mut g.wake_pending) && g.owner.is_none() {
+            drop(g);
+            self.cv.notify_all();
+        }
     }
 
     /// Releases the lock fully if `conn` owns it; returns the recursion
     /// count it had.
     fn release_all(&self, conn: ConnId) -> u64 {
         let mut g = lock(&self.state);
-        match *g {
+        match g.owner {
             Some((owner, count)) if owner == conn => {
-                *g = None;
+                g.owner = None;
+                g.wake_pending = false;
                 drop(g);
                 self.cv.notify_all();
                 count
@@ -417,8 +529,16 @@ impl LockObj {
     }
 
     fn restore(&self, conn: ConnId, count: u64) {
-        let (mut g, _) = wait_until(&self.cv, lock(&self.state), None, |s| s.is_none());
-        *g = Some((conn, count.max(1)));
+        let g = lock(&self.state);
+        let (mut g, _) = if g.may_take(conn) {
+            (g, true)
+        } else {
+            self.wait_turn(g, conn, None)
+        };
+        g.take(conn);
+        if let Some((_, c)) = g.owner.as_mut() {
+            *c = count.max(1);
+        }
     }
 }
 

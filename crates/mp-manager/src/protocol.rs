@@ -27,6 +27,28 @@ pub(crate) enum Request {
     Fast,
 }
 
+impl Request {
+    /// Whether the server may hold the reply until something else happens
+    /// (another client releases, puts, sets, arrives).
+    pub(crate) fn may_wait(&self) -> bool {
+        matches!(
+            self,
+            Request::Op(
+                _,
+                Op::Acquire { blocking: true, .. }
+                    | Op::AwaitFree(_)
+                    | Op::Wait(_)
+                    | Op::WaitFlag(_)
+                    | Op::SemAcquire { blocking: true, .. }
+                    | Op::BarrierWait(_)
+                    | Op::Put { blocking: true, .. }
+                    | Op::Take { blocking: true, .. }
+                    | Op::JoinQueue(_)
+            )
+        )
+    }
+}
+
 /// What kind of object to create, with its initial state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Kind {

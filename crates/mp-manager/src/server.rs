@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mp_ipc::{Address, Connection, Listener};
 use mp_shm::SharedMemory;
@@ -21,6 +21,12 @@ pub const DEFAULT_MAX_REQUEST: u64 = 64 << 20;
 /// How often idle acceptor threads look at the shutdown flag; also the
 /// longest time one silent peer can hold an acceptor in its handshake.
 const ACCEPT_SLICE: Duration = Duration::from_secs(1);
+
+/// How long a connection's thread waits for its client's next request
+/// before it wakes the waiters of a lock the client released (see
+/// `LockObj`). A client taking the lock straight back asks within a few
+/// microseconds.
+const SETTLE_AFTER: Duration = Duration::from_micros(20);
 
 /// Acceptor threads: a peer that stalls its handshake holds only one.
 const ACCEPTORS: usize = 4;
@@ -242,15 +248,38 @@ enum Link {
     Fast(Fast),
 }
 
+/// What waiting for the next request gave.
+enum Next {
+    Request(Request),
+    /// Nothing came by the deadline.
+    Quiet,
+    /// The peer is gone or broke the protocol.
+    Gone,
+}
+
 impl Link {
-    /// The next request; None when the peer is gone or broke the protocol.
-    fn recv(&mut self) -> Option<Request> {
+    /// The next request, waiting until `deadline` on the fast path (the
+    /// socket waits as long as it takes).
+    fn recv(&mut self, deadline: Option<Instant>) -> Next {
         match self {
             Link::Socket(conn) => {
                 crate::client::spin_for_reply(conn);
-                conn.recv::<Request>().ok()
+                conn.recv::<Request>().map_or(Next::Gone, Next::Request)
             }
-            Link::Fast(fast) => fast.recv(DEFAULT_MAX_REQUEST, None).ok(),
+            Link::Fast(fast) => {
+                // A client that was asleep for our last reply takes a
+                // wake-up before it asks again: do not poll that long.
+                let spin = if fast.peer_slept() {
+                    crate::client::SHORT_SPIN
+                } else {
+                    crate::client::SPIN
+                };
+                match fast.recv(DEFAULT_MAX_REQUEST, deadline, spin) {
+                    Ok(req) => Next::Request(req),
+                    Err(Error::Timeout) => Next::Quiet,
+                    Err(_) => Next::Gone,
+                }
+            }
         }
     }
 
@@ -287,9 +316,21 @@ fn serve_connection(mut conn: Connection, state: &State) {
     let mut link = Some(Link::Socket(conn));
     // A malformed, oversized or truncated frame ends this connection only;
     // nothing else is shared with it.
+    // Locks released by an earlier request whose waiters still sleep: the
+    // next request settles them (see `LockObj`), or a short silence.
+    let mut unsettled = Vec::new();
     while let Some(l) = link.as_mut() {
-        let Some(req) = l.recv() else {
-            break;
+        let deadline = (!unsettled.is_empty()).then(|| Instant::now() + SETTLE_AFTER);
+        let req = match l.recv(deadline) {
+            Next::Request(req) => req,
+            Next::Gone => break,
+            Next::Quiet => {
+                HeldLocks::settle(std::mem::take(&mut unsettled));
+                match l.recv(None) {
+                    Next::Request(req) => req,
+                    _ => break,
+                }
+            }
         };
         let resp = match req {
             Request::Create(kind) => match state.create(kind.clone()) {
@@ -324,8 +365,17 @@ fn serve_connection(mut conn: Connection, state: &State) {
         if !link.as_mut().is_some_and(|l| l.send(&resp)) {
             break;
         }
+        // The client came back: it took the lock again (nothing to wake)
+        // or did something else (wake the waiters now).
+        HeldLocks::settle(std::mem::take(&mut unsettled));
+        unsettled = held.take_unsettled();
+        if matches!(link, Some(Link::Socket(_))) {
+            // A socket's next request may be long in coming: no bet.
+            HeldLocks::settle(std::mem::take(&mut unsettled));
+        }
     }
     // Locks held by a client that disconnected or died are released, so
     // that nobody waits for them forever.
+    HeldLocks::settle(unsettled);
     held.release_all(me);
 }

@@ -273,3 +273,36 @@ fn large_messages_on_the_local_fast_path() {
     // The server goes on, and so does this thread, on a new connection.
     assert_eq!(v.get().unwrap(), big);
 }
+
+#[test]
+fn a_waiter_gets_the_lock_from_a_holder_that_takes_it_straight_back() {
+    // A release does not wake the waiters while its client takes the lock
+    // straight back, but a waiter starves for a few milliseconds at most.
+    let m = Manager::start().unwrap();
+    let lock = m.lock().unwrap();
+    let got = m.event().unwrap();
+    let hog = {
+        let (lock, got) = (lock.clone(), got.clone());
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut rounds = 0u64;
+            while start.elapsed() < Duration::from_secs(20) {
+                drop(lock.lock().unwrap());
+                rounds += 1;
+                if rounds % 100 == 0 && got.is_set().unwrap() {
+                    return true;
+                }
+            }
+            false
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let held = lock.lock_timeout(Duration::from_secs(15)).unwrap();
+    assert!(
+        held.is_some(),
+        "starved by a holder that keeps taking it back"
+    );
+    got.set().unwrap();
+    drop(held);
+    assert!(hog.join().unwrap(), "the holder was still looping");
+}
