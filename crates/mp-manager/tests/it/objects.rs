@@ -289,7 +289,7 @@ fn a_waiter_gets_the_lock_from_a_holder_that_takes_it_straight_back() {
             while start.elapsed() < Duration::from_secs(20) {
                 drop(lock.lock().unwrap());
                 rounds += 1;
-                if rounds % 100 == 0 && got.is_set().unwrap() {
+                if rounds.is_multiple_of(100) && got.is_set().unwrap() {
                     return true;
                 }
             }
