@@ -1,16 +1,22 @@
 //! A connection's fast path on one machine: requests and replies travel
-//! through two byte rings in a shared-memory block, and the socket carries
-//! only wake-ups and the end of the connection.
+//! through two byte rings in a shared-memory block; the socket carries
+//! only the end of the connection.
 //!
 //! A round trip through the socket costs four system calls and, when
 //! either side sleeps, two wake-ups; on the 2-core machine of the
 //! benchmarks that is about 5 us. Through the rings, a side that is still
-//! polling sees the other's bytes with no system call at all. A side that
-//! stops polling sets its `sleeping` flag and waits in `poll(2)` on the
-//! socket; a writer that finds the flag set sends one empty frame there to
-//! wake it. Waiting on the socket, rather than on a futex, keeps what the
-//! socket gave for free: a peer that dies or closes wakes the waiter at
-//! once with end-of-stream.
+//! polling sees the other's bytes with no system call at all.
+//!
+//! Polling pays only while the peer runs on another CPU, so each side
+//! notes the CPU it waits on, and a waiter whose peer last waited on its
+//! own CPU sleeps at once instead. A side that stops polling sets its
+//! `sleeping` flag and sleeps on its bell, a futex word in the block; a
+//! writer that finds the flag set rings the bell. A futex, not the socket:
+//! the kernel wakes a Unix socket's reader on the writer's own CPU, which
+//! kept both ends of a connection on one CPU, each waiting for the other
+//! to stop (the article's counter ran at 40k to 110k increments/s in that
+//! state against 350k on two CPUs). A sleeper looks at the socket every
+//! 20 ms: its end-of-stream is the peer gone.
 //!
 //! Layout of the block (offsets in bytes; each position on its own cache
 //! line):
@@ -18,6 +24,9 @@
 //! - `0`, `64`: head and tail of the request ring (client to server);
 //! - `128`, `192`: head and tail of the reply ring (server to client);
 //! - `256`, `320`: the client's and the server's `sleeping` flags;
+//! - `384`, `448`: the CPU the client and the server last waited on, plus
+//!   one (0: unknown);
+//! - `512`, `576`: the client's and the server's bells (32-bit futex words);
 //! - [`DATA`]: the request ring, then the reply ring, [`CAP`] bytes each.
 //!
 //! Positions grow for ever; a position's offset in its ring is
@@ -26,7 +35,7 @@
 //! (release, after reading). A frame is a 4-byte little-endian length and
 //! the encoded message; a frame longer than a ring streams through it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mp_ipc::Connection;
@@ -46,6 +55,13 @@ const RESP_HEAD: usize = 128;
 const RESP_TAIL: usize = 192;
 const CLIENT_SLEEPING: usize = 256;
 const SERVER_SLEEPING: usize = 320;
+const CLIENT_CPU: usize = 384;
+const SERVER_CPU: usize = 448;
+const CLIENT_BELL: usize = 512;
+const SERVER_BELL: usize = 576;
+
+/// How long a sleeper sleeps before it looks whether its peer is gone.
+const LIVENESS_SLICE: Duration = Duration::from_millis(20);
 
 /// The block's size.
 pub(crate) const BLOCK: usize = DATA + 2 * CAP;
@@ -66,8 +82,6 @@ pub(crate) struct Fast {
     /// How long to poll before sleeping, for the parts of a frame after
     /// its start (`recv` is told how long to poll for the start).
     spin: Duration,
-    /// The peer was asleep when this end last wrote (see `peer_slept`).
-    peer_slept: bool,
     /// The encoding buffer, kept between messages.
     wbuf: Vec<u8>,
     /// The block's name is still attachable: the server unlinks it once
@@ -113,8 +127,11 @@ impl Fast {
             )));
         }
         // Checked once here, so that `word` cannot fail later.
-        for at in (0..=SERVER_SLEEPING).step_by(64) {
+        for at in (0..=SERVER_CPU).step_by(64) {
             block.atomic_u64_at(at).map_err(shm)?;
+        }
+        for at in [CLIENT_BELL, SERVER_BELL] {
+            block.atomic_u32_at(at).map_err(shm)?;
         }
         Ok(Fast {
             named: side == Side::Server && block.name().is_some(),
@@ -122,7 +139,6 @@ impl Fast {
             sock,
             side,
             spin,
-            peer_slept: false,
             wbuf: Vec::new(),
         })
     }
@@ -165,21 +181,21 @@ impl Fast {
     /// `SeqCst`: either the peer sees the new position when it checks after
     /// raising its flag, or we see the flag here.
     fn wake_peer(&mut self) -> Result<(), Error> {
-        self.peer_slept = self.word(self.peer_flag()).load(Ordering::SeqCst) != 0;
-        if self.peer_slept {
-            self.sock.send_bytes(&[])?;
+        if self.word(self.peer_flag()).load(Ordering::SeqCst) != 0 {
+            let peer = match self.side {
+                Side::Client => Side::Server,
+                Side::Server => Side::Client,
+            };
+            let bell = self.bell(peer);
+            bell.fetch_add(1, Ordering::SeqCst);
+            mp_shm::futex_wake(bell, 1);
         }
         Ok(())
     }
 
-    /// Whether the peer was asleep when this end last wrote to it: it
-    /// answers only after a wake-up, so polling long for it wastes a CPU.
-    pub(crate) fn peer_slept(&self) -> bool {
-        self.peer_slept
-    }
-
-    /// Waits until `ready` holds, polling for [`Fast::spin`], then sleeping
-    /// on the socket until `deadline`. False on timeout.
+    /// Waits until `ready` holds, polling for `spin` (unless the peer is on
+    /// this CPU), then sleeping on the bell until `deadline`. False on
+    /// timeout; an error once the peer is gone and nothing is ready.
     fn wait(
         &mut self,
         ready: impl Fn(&Fast) -> bool,
@@ -187,59 +203,87 @@ impl Fast {
         spin: Duration,
     ) -> Result<bool, Error> {
         let start = Instant::now();
-        // The clock costs more than a look at the ring: read it 1 time in
-        // 32. A pure spin: yielding the CPU between looks was measured
-        // slower on the article's counter (medians of 30k to 140k against
-        // 250k to 280k increments/s), as each yield invites the scheduler to
-        // put both ends of a connection on one CPU.
         let spin = match deadline {
             Some(d) => spin.min(d.saturating_duration_since(start)),
             None => spin,
         };
+        // Polling pays only while the peer runs on another CPU. On the
+        // same CPU it cannot run until this thread stops, so give the CPU
+        // up between looks instead: on the article's counter a pure spin
+        // in that case cost a whole polling window per round trip.
+        let here = mp_shm::current_cpu().map_or(0, |c| c as u64 + 1);
+        let (mine, theirs) = match self.side {
+            Side::Client => (CLIENT_CPU, SERVER_CPU),
+            Side::Server => (SERVER_CPU, CLIENT_CPU),
+        };
+        self.word(mine).store(here, Ordering::Relaxed);
         let mut round = 0u32;
-        while !round.is_multiple_of(32) || start.elapsed() < spin {
+        loop {
             if ready(self) {
                 return Ok(true);
             }
-            std::hint::spin_loop();
             round = round.wrapping_add(1);
+            // The clock and the peer's CPU cost more than a look at the
+            // ring: read them 1 time in 32.
+            if round.is_multiple_of(32) {
+                if start.elapsed() >= spin {
+                    break;
+                }
+                if here != 0 && self.word(theirs).load(Ordering::Relaxed) == here {
+                    break;
+                }
+            }
+            std::hint::spin_loop();
         }
         loop {
             let flag = self.my_flag();
+            let bell = self.bell(self.side);
             self.word(flag).store(1, Ordering::SeqCst);
+            let rung = bell.load(Ordering::SeqCst);
             if ready(self) {
                 self.word(flag).store(0, Ordering::Relaxed);
                 return Ok(true);
             }
             let left = match deadline {
-                None => None,
+                None => LIVENESS_SLICE,
                 Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(l) => Some(l),
+                    Some(l) => l.min(LIVENESS_SLICE),
                     None => {
                         self.word(flag).store(0, Ordering::Relaxed);
                         return Ok(false);
                     }
                 },
             };
-            let woken = self.drain_wakeups(left);
+            mp_shm::futex_wait(bell, rung, Some(left));
             self.word(flag).store(0, Ordering::Relaxed);
             // What the peer wrote before it closed or died is still
             // delivered (a server's last reply before it shuts down).
             if ready(self) {
                 return Ok(true);
             }
-            woken?;
+            self.check_peer()?;
         }
     }
 
-    /// Sleeps on the socket for at most `left` (`None`: no limit), then
-    /// reads the wake-ups that came. Wake-ups carry nothing; end-of-stream
-    /// is the peer gone, an error.
-    fn drain_wakeups(&mut self, left: Option<Duration>) -> Result<(), Error> {
-        if self.sock.poll(left)? {
-            while self.sock.poll(Some(Duration::ZERO))? {
-                self.sock.recv_bytes()?;
-            }
+    /// The bell `side` sleeps on.
+    fn bell(&self, side: Side) -> &AtomicU32 {
+        let at = match side {
+            Side::Client => CLIENT_BELL,
+            Side::Server => SERVER_BELL,
+        };
+        self.block
+            .atomic_u32_at(at)
+            .expect("the fixed offsets are aligned and inside BLOCK")
+    }
+
+    /// An error once the peer is gone: the socket carries nothing else
+    /// than its end.
+    fn check_peer(&mut self) -> Result<(), Error> {
+        if self.sock.poll(Some(Duration::ZERO))? {
+            self.sock.recv_bytes()?;
+            return Err(Error::Protocol(
+                "unexpected bytes on a fast connection".into(),
+            ));
         }
         Ok(())
     }

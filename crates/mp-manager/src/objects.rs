@@ -378,8 +378,9 @@ pub(crate) struct LockObj {
 }
 
 /// How long a waiter may wait while others take the lock back before
-/// the lock is handed to it.
-const STARVING: Duration = Duration::from_millis(2);
+/// the lock is handed to it: the bound of the lock's unfairness. Each
+/// hand-over costs the new owner's wake-up, so not much less.
+const STARVING: Duration = Duration::from_millis(20);
 
 /// How long a hand-over waits for its waiter's client to come and take
 /// the lock: past it the waiter is taken to be gone, and anyone may.

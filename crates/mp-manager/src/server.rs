@@ -25,8 +25,10 @@ const ACCEPT_SLICE: Duration = Duration::from_secs(1);
 /// How long a connection's thread waits for its client's next request
 /// before it wakes the waiters of a lock the client released (see
 /// `LockObj`). A client taking the lock straight back asks within a few
-/// microseconds.
-const SETTLE_AFTER: Duration = Duration::from_micros(20);
+/// microseconds; a shorter wait (20 us) let every hiccup of the running
+/// client hand the lock over, each hand-over costing wake-ups on both
+/// sides.
+const SETTLE_AFTER: Duration = Duration::from_micros(200);
 
 /// Acceptor threads: a peer that stalls its handshake holds only one.
 const ACCEPTORS: usize = 4;
@@ -267,14 +269,7 @@ impl Link {
                 conn.recv::<Request>().map_or(Next::Gone, Next::Request)
             }
             Link::Fast(fast) => {
-                // A client that was asleep for our last reply takes a
-                // wake-up before it asks again: do not poll that long.
-                let spin = if fast.peer_slept() {
-                    crate::client::SHORT_SPIN
-                } else {
-                    crate::client::SPIN
-                };
-                match fast.recv(DEFAULT_MAX_REQUEST, deadline, spin) {
+                match fast.recv(DEFAULT_MAX_REQUEST, deadline, crate::client::SPIN) {
                     Ok(req) => Next::Request(req),
                     Err(Error::Timeout) => Next::Quiet,
                     Err(_) => Next::Gone,

@@ -96,4 +96,32 @@ pub use event::Event;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};
 pub use shm::SharedMemory;
+
+/// The CPU the calling thread runs on, or None where the system does not
+/// say. A hint for protocols that poll shared memory: a process waiting
+/// for a peer that runs on its own CPU should give the CPU up rather than
+/// poll, since the peer cannot run while it does. The thread may move to
+/// another CPU at any time.
+pub fn current_cpu() -> Option<usize> {
+    sys::current_cpu()
+}
+
+/// Sleeps while `word` holds `expected`, for at most `timeout` (None: no
+/// limit); true when woken or the word differs, false on timeout. The word
+/// may live in shared memory ([`SharedMemory::atomic_u32_at`]): sleepers
+/// and wakers in different processes meet (a non-private futex). A wake
+/// may be spurious: check the condition again.
+pub fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: Option<std::time::Duration>,
+) -> bool {
+    sys::futex_wait(word, expected, timeout) != sys::Wake::TimedOut
+}
+
+/// Wakes up to `n` threads asleep in [`futex_wait`] on `word`, in any
+/// process.
+pub fn futex_wake(word: &std::sync::atomic::AtomicU32, n: u32) {
+    sys::futex_wake(word, n);
+}
 pub use value::{Array, ArrayGuard, Plain, RawArray, RawValue, Value, ValueGuard};

@@ -261,6 +261,25 @@ impl SharedMemory {
         Ok(unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr.cast()) })
     }
 
+    /// The 4 bytes at `offset` as an atomic, for protocols that other
+    /// processes follow on the same block, and a word to sleep on with
+    /// [`futex_wait`](crate::futex_wait). `offset` must be a multiple of 4
+    /// and the 4 bytes inside the block.
+    pub fn atomic_u32_at(&self, offset: usize) -> Result<&std::sync::atomic::AtomicU32, Error> {
+        self.check_range(offset, 4)?;
+        let ptr = self.as_ptr().wrapping_add(offset);
+        if ptr.align_offset(std::mem::align_of::<std::sync::atomic::AtomicU32>()) != 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("offset {offset} is not aligned for an atomic u32"),
+            ));
+        }
+        // As in `atomic_u64_at`.
+        // SAFETY: in bounds and aligned (checked above); the mapping lives
+        // as long as `self`, so as long as the returned reference.
+        Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(ptr.cast()) })
+    }
+
     fn check_range(&self, offset: usize, len: usize) -> Result<(), Error> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len() => Ok(()),

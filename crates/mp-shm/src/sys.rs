@@ -295,3 +295,11 @@ pub(crate) fn pwrite_all(fd: BorrowedFd<'_>, mut data: &[u8], mut offset: u64) -
     }
     Ok(())
 }
+
+/// The CPU the calling thread runs on (a hint: it may move at once).
+pub(crate) fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no arguments and only reads the calling
+    // thread's state (a vDSO call on Linux).
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}

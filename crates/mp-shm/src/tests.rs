@@ -87,3 +87,30 @@ fn atomics_in_a_block_are_checked_and_shared_between_handles() {
     assert!(block.atomic_u64_at(64).is_err(), "past the end");
     assert!(block.atomic_u64_at(usize::MAX - 3).is_err(), "overflow");
 }
+
+#[test]
+fn a_futex_word_in_a_block_sleeps_and_wakes() {
+    let block = crate::SharedMemory::create(64).unwrap();
+    assert!(block.atomic_u32_at(2).is_err(), "misaligned");
+    assert!(block.atomic_u32_at(62).is_err(), "past the end");
+    let word = block.atomic_u32_at(4).unwrap();
+    // Not the expected value: returns at once; expected: times out.
+    assert!(crate::futex_wait(word, 1, Some(Duration::from_secs(5))));
+    let start = Instant::now();
+    assert!(!crate::futex_wait(word, 0, Some(Duration::from_millis(30))));
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    // A waker through another handle of the block.
+    let other = crate::SharedMemory::attach(block.name().unwrap()).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(20));
+            let w = other.atomic_u32_at(4).unwrap();
+            w.store(1, Ordering::SeqCst);
+            crate::futex_wake(w, 1);
+        });
+        while word.load(Ordering::SeqCst) == 0 {
+            crate::futex_wait(word, 0, Some(Duration::from_secs(10)));
+        }
+    });
+    assert!(crate::current_cpu().is_some());
+}
