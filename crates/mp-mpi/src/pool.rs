@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mp_pool::remote::{self, Completion};
-use mp_pool::{AsyncResult, ErrorKind, ImapIter, TaskPool};
+use mp_pool::{AsyncResult, ErrorKind, ImapIter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -409,93 +409,4 @@ impl Drop for MpiPool {
     }
 }
 
-impl TaskPool for MpiPool {
-    fn apply<F, A, R>(&self, f: F, args: A) -> Result<R, Error>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        MpiPool::apply(self, f, args)
-    }
-
-    fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>, Error>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        MpiPool::apply_async(self, f, args)
-    }
-
-    fn map<F, A, R, I>(&self, f: F, items: I, chunksize: Option<usize>) -> Result<Vec<R>, Error>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-    {
-        MpiPool::map(self, f, items, chunksize)
-    }
-
-    fn map_async<F, A, R, I>(
-        &self,
-        f: F,
-        items: I,
-        chunksize: Option<usize>,
-    ) -> Result<AsyncResult<Vec<R>>, Error>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-    {
-        MpiPool::map_async(self, f, items, chunksize)
-    }
-
-    fn imap<F, A, R, I>(
-        &self,
-        f: F,
-        items: I,
-        chunksize: Option<usize>,
-    ) -> Result<ImapIter<R>, Error>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-    {
-        MpiPool::imap(self, f, items, chunksize)
-    }
-
-    fn imap_unordered<F, A, R, I>(
-        &self,
-        f: F,
-        items: I,
-        chunksize: Option<usize>,
-    ) -> Result<ImapIter<R>, Error>
-    where
-        F: Fn(A) -> R + Copy + 'static,
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-    {
-        MpiPool::imap_unordered(self, f, items, chunksize)
-    }
-
-    fn close(&self) {
-        MpiPool::close(self)
-    }
-
-    fn terminate(&self) {
-        MpiPool::terminate(self)
-    }
-
-    fn join(&self) -> Result<(), Error> {
-        MpiPool::join(self)
-    }
-
-    fn join_timeout(&self, timeout: Duration) -> Result<(), Error> {
-        MpiPool::join_timeout(self, timeout)
-    }
-}
+mp_pool::delegate_task_pool!(MpiPool);

@@ -632,21 +632,39 @@ macro_rules! pool_api {
             }
         }
 
-        impl crate::TaskPool for $pool {
-            fn apply<F, A, R>(&self, f: F, args: A) -> Result<R, Error>
+        $crate::delegate_task_pool!($pool);
+    };
+}
+
+pub(crate) use pool_api;
+
+/// Implements [`TaskPool`] for a pool kind by calling its inherent methods
+/// of the same names: for this crate's pools (through `pool_api!`) and for
+/// pool kinds of other crates (mp-mpi's `MpiPool`), which need the same
+/// signatures in their inherent `impl`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! delegate_task_pool {
+    ($pool:ty) => {
+        impl $crate::TaskPool for $pool {
+            fn apply<F, A, R>(&self, f: F, args: A) -> Result<R, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
+                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
             {
                 <$pool>::apply(self, f, args)
             }
 
-            fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>, Error>
+            fn apply_async<F, A, R>(
+                &self,
+                f: F,
+                args: A,
+            ) -> Result<$crate::AsyncResult<R>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
+                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
             {
                 <$pool>::apply_async(self, f, args)
             }
@@ -656,11 +674,11 @@ macro_rules! pool_api {
                 f: F,
                 items: I,
                 chunksize: Option<usize>,
-            ) -> Result<Vec<R>, Error>
+            ) -> Result<Vec<R>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
+                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
                 I: IntoIterator<Item = A>,
             {
                 <$pool>::map(self, f, items, chunksize)
@@ -671,11 +689,11 @@ macro_rules! pool_api {
                 f: F,
                 items: I,
                 chunksize: Option<usize>,
-            ) -> Result<AsyncResult<Vec<R>>, Error>
+            ) -> Result<$crate::AsyncResult<Vec<R>>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
+                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
                 I: IntoIterator<Item = A>,
             {
                 <$pool>::map_async(self, f, items, chunksize)
@@ -686,11 +704,11 @@ macro_rules! pool_api {
                 f: F,
                 items: I,
                 chunksize: Option<usize>,
-            ) -> Result<ImapIter<R>, Error>
+            ) -> Result<$crate::ImapIter<R>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
+                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
                 I: IntoIterator<Item = A>,
             {
                 <$pool>::imap(self, f, items, chunksize)
@@ -701,11 +719,11 @@ macro_rules! pool_api {
                 f: F,
                 items: I,
                 chunksize: Option<usize>,
-            ) -> Result<ImapIter<R>, Error>
+            ) -> Result<$crate::ImapIter<R>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
+                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
                 I: IntoIterator<Item = A>,
             {
                 <$pool>::imap_unordered(self, f, items, chunksize)
@@ -719,15 +737,13 @@ macro_rules! pool_api {
                 <$pool>::terminate(self)
             }
 
-            fn join(&self) -> Result<(), Error> {
+            fn join(&self) -> Result<(), $crate::Error> {
                 <$pool>::join(self)
             }
 
-            fn join_timeout(&self, timeout: Duration) -> Result<(), Error> {
+            fn join_timeout(&self, timeout: ::std::time::Duration) -> Result<(), $crate::Error> {
                 <$pool>::join_timeout(self, timeout)
             }
         }
     };
 }
-
-pub(crate) use pool_api;

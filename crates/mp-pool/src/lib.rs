@@ -78,8 +78,11 @@ pub use executor::{
     ThreadPoolExecutor, as_completed, wait,
 };
 pub use front::TaskPool;
+// For `delegate_task_pool!`, expanded in other crates.
 pub use pool::{Pool, PoolBuilder};
 pub use result::{AsyncResult, ImapIter};
+#[doc(hidden)]
+pub use serde as __serde;
 pub use thread::ThreadPool;
 
 #[cfg(test)]
