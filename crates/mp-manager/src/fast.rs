@@ -53,12 +53,25 @@ const REQ_HEAD: usize = 0;
 const REQ_TAIL: usize = 64;
 const RESP_HEAD: usize = 128;
 const RESP_TAIL: usize = 192;
-const CLIENT_SLEEPING: usize = 256;
-const SERVER_SLEEPING: usize = 320;
-const CLIENT_CPU: usize = 384;
-const SERVER_CPU: usize = 448;
-const CLIENT_BELL: usize = 512;
-const SERVER_BELL: usize = 576;
+
+/// Where one end's words are: its `sleeping` flag and the CPU it last
+/// waited on (u64), and its bell (a u32 futex word).
+struct Slots {
+    sleeping: usize,
+    cpu: usize,
+    bell: usize,
+}
+
+const CLIENT: Slots = Slots {
+    sleeping: 256,
+    cpu: 384,
+    bell: 512,
+};
+const SERVER: Slots = Slots {
+    sleeping: 320,
+    cpu: 448,
+    bell: 576,
+};
 
 /// How long a sleeper sleeps before it looks whether its peer is gone.
 const LIVENESS_SLICE: Duration = Duration::from_millis(20);
@@ -71,6 +84,22 @@ pub(crate) const BLOCK: usize = DATA + 2 * CAP;
 pub(crate) enum Side {
     Client,
     Server,
+}
+
+impl Side {
+    fn slots(self) -> Slots {
+        match self {
+            Side::Client => CLIENT,
+            Side::Server => SERVER,
+        }
+    }
+
+    fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
 }
 
 /// One end of a fast connection.
@@ -127,10 +156,10 @@ impl Fast {
             )));
         }
         // Checked once here, so that `word` cannot fail later.
-        for at in (0..=SERVER_CPU).step_by(64) {
+        for at in (0..=SERVER.cpu).step_by(64) {
             block.atomic_u64_at(at).map_err(shm)?;
         }
-        for at in [CLIENT_BELL, SERVER_BELL] {
+        for at in [CLIENT.bell, SERVER.bell] {
             block.atomic_u32_at(at).map_err(shm)?;
         }
         Ok(Fast {
@@ -163,34 +192,16 @@ impl Fast {
         }
     }
 
-    fn my_flag(&self) -> usize {
-        match self.side {
-            Side::Client => CLIENT_SLEEPING,
-            Side::Server => SERVER_SLEEPING,
-        }
-    }
-
-    fn peer_flag(&self) -> usize {
-        match self.side {
-            Side::Client => SERVER_SLEEPING,
-            Side::Server => CLIENT_SLEEPING,
-        }
-    }
-
     /// Wakes the peer if it sleeps. Runs after a position was stored with
     /// `SeqCst`: either the peer sees the new position when it checks after
     /// raising its flag, or we see the flag here.
-    fn wake_peer(&mut self) -> Result<(), Error> {
-        if self.word(self.peer_flag()).load(Ordering::SeqCst) != 0 {
-            let peer = match self.side {
-                Side::Client => Side::Server,
-                Side::Server => Side::Client,
-            };
+    fn wake_peer(&self) {
+        let peer = self.side.peer();
+        if self.word(peer.slots().sleeping).load(Ordering::SeqCst) != 0 {
             let bell = self.bell(peer);
             bell.fetch_add(1, Ordering::SeqCst);
             mp_shm::futex_wake(bell, 1);
         }
-        Ok(())
     }
 
     /// Waits until `ready` holds, polling for `spin` (unless the peer is on
@@ -212,11 +223,9 @@ impl Fast {
         // up between looks instead: on the article's counter a pure spin
         // in that case cost a whole polling window per round trip.
         let here = mp_shm::current_cpu().map_or(0, |c| c as u64 + 1);
-        let (mine, theirs) = match self.side {
-            Side::Client => (CLIENT_CPU, SERVER_CPU),
-            Side::Server => (SERVER_CPU, CLIENT_CPU),
-        };
-        self.word(mine).store(here, Ordering::Relaxed);
+        let theirs = self.side.peer().slots().cpu;
+        self.word(self.side.slots().cpu)
+            .store(here, Ordering::Relaxed);
         let mut round = 0u32;
         loop {
             if ready(self) {
@@ -236,7 +245,7 @@ impl Fast {
             std::hint::spin_loop();
         }
         loop {
-            let flag = self.my_flag();
+            let flag = self.side.slots().sleeping;
             let bell = self.bell(self.side);
             self.word(flag).store(1, Ordering::SeqCst);
             let rung = bell.load(Ordering::SeqCst);
@@ -267,12 +276,8 @@ impl Fast {
 
     /// The bell `side` sleeps on.
     fn bell(&self, side: Side) -> &AtomicU32 {
-        let at = match side {
-            Side::Client => CLIENT_BELL,
-            Side::Server => SERVER_BELL,
-        };
         self.block
-            .atomic_u32_at(at)
+            .atomic_u32_at(side.slots().bell)
             .expect("the fixed offsets are aligned and inside BLOCK")
     }
 
@@ -325,7 +330,7 @@ impl Fast {
                 .map_err(shm)?;
             self.word(ring.tail)
                 .store(tail + n as u64, Ordering::SeqCst);
-            self.wake_peer()?;
+            self.wake_peer();
             bytes = &bytes[n..];
         }
         Ok(())
@@ -370,7 +375,7 @@ impl Fast {
             }
             self.copy_out(head + 4, &mut msg)?;
             self.word(ring.head).store(head + whole, Ordering::SeqCst);
-            self.wake_peer()?;
+            self.wake_peer();
         } else {
             self.word(ring.head).store(head + 4, Ordering::SeqCst);
             self.read_exact(&mut msg)?;
@@ -413,7 +418,7 @@ impl Fast {
                 .map_err(shm)?;
             self.word(ring.head)
                 .store(head + n as u64, Ordering::SeqCst);
-            self.wake_peer()?;
+            self.wake_peer();
             got += n;
         }
         Ok(())
