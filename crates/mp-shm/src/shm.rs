@@ -245,19 +245,12 @@ impl SharedMemory {
     /// processes follow on the same block (positions of a ring, flags).
     /// `offset` must be a multiple of 8 and the 8 bytes inside the block.
     pub fn atomic_u64_at(&self, offset: usize) -> Result<&std::sync::atomic::AtomicU64, Error> {
-        self.check_range(offset, 8)?;
-        let ptr = self.as_ptr().wrapping_add(offset);
-        if ptr.align_offset(std::mem::align_of::<std::sync::atomic::AtomicU64>()) != 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("offset {offset} is not aligned for an atomic u64"),
-            ));
-        }
+        let ptr = self.word_ptr::<std::sync::atomic::AtomicU64>(offset, "u64")?;
         // Other processes may access these bytes at any time, which atomics
         // allow; the safe accessors use raw pointers only, so no `&mut` to
         // them exists (the unsafe slices promise no concurrent writer).
-        // SAFETY: in bounds and aligned (checked above); the mapping lives
-        // as long as `self`, so as long as the returned reference.
+        // SAFETY: in bounds and aligned (`word_ptr`); the mapping lives as
+        // long as `self`, so as long as the returned reference.
         Ok(unsafe { std::sync::atomic::AtomicU64::from_ptr(ptr.cast()) })
     }
 
@@ -266,18 +259,25 @@ impl SharedMemory {
     /// [`futex_wait`](crate::futex_wait). `offset` must be a multiple of 4
     /// and the 4 bytes inside the block.
     pub fn atomic_u32_at(&self, offset: usize) -> Result<&std::sync::atomic::AtomicU32, Error> {
-        self.check_range(offset, 4)?;
+        let ptr = self.word_ptr::<std::sync::atomic::AtomicU32>(offset, "u32")?;
+        // As in `atomic_u64_at`.
+        // SAFETY: in bounds and aligned (`word_ptr`); the mapping lives as
+        // long as `self`, so as long as the returned reference.
+        Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(ptr.cast()) })
+    }
+
+    /// The address of a `W` at `offset`, checked to be inside the block and
+    /// aligned for `W` (`name` names it in the error).
+    fn word_ptr<W>(&self, offset: usize, name: &str) -> Result<*mut u8, Error> {
+        self.check_range(offset, std::mem::size_of::<W>())?;
         let ptr = self.as_ptr().wrapping_add(offset);
-        if ptr.align_offset(std::mem::align_of::<std::sync::atomic::AtomicU32>()) != 0 {
+        if ptr.align_offset(std::mem::align_of::<W>()) != 0 {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
-                format!("offset {offset} is not aligned for an atomic u32"),
+                format!("offset {offset} is not aligned for an atomic {name}"),
             ));
         }
-        // As in `atomic_u64_at`.
-        // SAFETY: in bounds and aligned (checked above); the mapping lives
-        // as long as `self`, so as long as the returned reference.
-        Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(ptr.cast()) })
+        Ok(ptr)
     }
 
     fn check_range(&self, offset: usize, len: usize) -> Result<(), Error> {
