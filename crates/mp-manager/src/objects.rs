@@ -172,17 +172,19 @@ impl Object {
             }
             (Object::Value(_), _) => Err(wrong("value")),
 
-            (Object::Lock(l), Op::Acquire { blocking, timeout }) => {
-                let got = l.acquire(conn, blocking, deadline(timeout));
+            // A lock, or a condition's lock.
+            (Object::Lock(_) | Object::Condition(_), Op::Acquire { blocking, timeout }) => {
+                let got = self.lock_part()?.acquire(conn, blocking, deadline(timeout));
                 if got {
                     held.add(id, self);
                 }
                 Ok(Response::Bool(got))
             }
-            (Object::Lock(l), Op::AwaitFree(timeout)) => {
-                Ok(Response::Bool(l.await_free(conn, deadline(timeout))))
-            }
-            (Object::Lock(l), Op::Release) => {
+            (Object::Lock(_) | Object::Condition(_), Op::AwaitFree(timeout)) => Ok(Response::Bool(
+                self.lock_part()?.await_free(conn, deadline(timeout)),
+            )),
+            (Object::Lock(_) | Object::Condition(_), Op::Release) => {
+                let l = self.lock_part()?;
                 if l.release(conn)? {
                     held.unsettled.push(self.clone());
                 }
@@ -193,25 +195,6 @@ impl Object {
             }
             (Object::Lock(_), _) => Err(wrong("lock")),
 
-            (Object::Condition(c), Op::Acquire { blocking, timeout }) => {
-                let got = c.lock().acquire(conn, blocking, deadline(timeout));
-                if got {
-                    held.add(id, self);
-                }
-                Ok(Response::Bool(got))
-            }
-            (Object::Condition(c), Op::AwaitFree(timeout)) => {
-                Ok(Response::Bool(c.lock().await_free(conn, deadline(timeout))))
-            }
-            (Object::Condition(c), Op::Release) => {
-                if c.lock().release(conn)? {
-                    held.unsettled.push(self.clone());
-                }
-                if !c.lock().owned_by(conn) {
-                    held.remove(id);
-                }
-                Ok(Response::Done)
-            }
             (Object::Condition(c), Op::Wait(t)) => c.wait(conn, deadline(t)).map(Response::Bool),
             (Object::Condition(c), Op::Notify(n)) => c.notify(conn, n).map(|()| Response::Done),
             (Object::Condition(c), Op::NotifyAll) => {
@@ -302,15 +285,26 @@ impl Object {
 
     /// Releases whatever `conn` holds of this lock (its connection ended).
     pub(crate) fn release_all(&self, conn: ConnId) {
-        match self {
-            Object::Lock(l) => {
-                l.release_all(conn);
-            }
-            Object::Condition(c) => {
-                c.lock().release_all(conn);
-            }
-            _ => {}
+        if let Some(l) = self.as_lock() {
+            l.release_all(conn);
         }
+    }
+
+    /// The lock of a lock or of a condition.
+    fn as_lock(&self) -> Option<&LockObj> {
+        match self {
+            Object::Lock(l) => Some(l),
+            Object::Condition(c) => Some(c.lock()),
+            _ => None,
+        }
+    }
+
+    /// [`as_lock`](Self::as_lock), for operations only locks take.
+    fn lock_part(&self) -> Result<&LockObj, Failure> {
+        self.as_lock().ok_or_else(|| Failure::WrongKind {
+            expected: "lock".into(),
+            found: self.kind_name().into(),
+        })
     }
 }
 
@@ -340,10 +334,8 @@ impl HeldLocks {
     /// Wakes the waiters of `released` locks that are still free.
     pub(crate) fn settle(released: Vec<Arc<Object>>) {
         for obj in released {
-            match &*obj {
-                Object::Lock(l) => l.settle(),
-                Object::Condition(c) => c.lock().settle(),
-                _ => {}
+            if let Some(l) = obj.as_lock() {
+                l.settle();
             }
         }
     }
