@@ -21,7 +21,7 @@ enum Status {
 }
 
 /// A pool whose workers are the other ranks of the MPI job: the API of
-/// `mp_pool::Pool` (and its [`TaskPool`] trait), on one machine or many.
+/// `mp_pool::Pool` (and its [`TaskPool`](mp_pool::TaskPool) trait), on one machine or many.
 ///
 /// Made on rank 0 from the [`World`] that [`init`](crate::init) returned;
 /// its workers are ranks 1 to N. Several pools may share the workers, one
