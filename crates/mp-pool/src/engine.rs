@@ -935,17 +935,17 @@ fn reader(shared: &Arc<Shared>, slot: usize, generation: u64, sock: UnixStream) 
 /// a result ([`someone_waits`]). Then the answer is due within
 /// microseconds and the reader's wake-up would be a large part of the
 /// round trip.
-struct SpinRead {
+pub(crate) struct SpinRead {
     sock: UnixStream,
     nonblocking: bool,
-    lone: bool,
+    pub(crate) lone: bool,
 }
 
 impl SpinRead {
     /// Wraps the parent's end of the stream: its open file description is
     /// the parent's alone (the worker has the other end), so switching its
     /// blocking mode affects no other process.
-    fn new(sock: UnixStream) -> SpinRead {
+    pub(crate) fn new(sock: UnixStream) -> SpinRead {
         SpinRead {
             sock,
             nonblocking: false,

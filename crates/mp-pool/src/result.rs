@@ -196,10 +196,10 @@ pub(crate) fn someone_waits() -> bool {
 }
 
 /// Counts its thread in [`WAITING`] while it lives.
-struct Waiting;
+pub(crate) struct Waiting;
 
 impl Waiting {
-    fn enter() -> Waiting {
+    pub(crate) fn enter() -> Waiting {
         WAITING.fetch_add(1, Ordering::Relaxed);
         Waiting
     }
