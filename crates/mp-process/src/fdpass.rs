@@ -11,10 +11,17 @@
 //! the child's socket. Before the child deserializes the arguments, the
 //! received descriptors fill the same kind of list, and each `SharedFd`
 //! takes its own back by index.
+//!
+//! Other transports that carry serialized values to processes already
+//! running (mp-pool's task stream) use the same lists through
+//! [`SharedFd::collect`] and [`SharedFd::receive`], and move the
+//! descriptors with [`send_fds`] and [`recv_fds`].
 
 use std::cell::RefCell;
 use std::fmt;
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -61,6 +68,49 @@ impl SharedFd {
     /// The descriptor.
     pub fn into_inner(self) -> OwnedFd {
         self.fd
+    }
+
+    /// Runs `serialize` with `SharedFd`s allowed in what it serializes, as
+    /// in a process's arguments: each adds a duplicate of its descriptor to
+    /// the list returned beside `serialize`'s value, and writes its index
+    /// in that list. The receiving side deserializes within
+    /// [`SharedFd::receive`], given the same list; [`send_fds`] carries it
+    /// across.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use mp_process::SharedFd;
+    ///
+    /// let (a, _b) = UnixStream::pair().unwrap();
+    /// let arg = (7u8, SharedFd::new(a.into()));
+    /// let (bytes, fds) = SharedFd::collect(|| mp_process::encode(&arg));
+    /// let bytes = bytes.unwrap();
+    /// assert_eq!(fds.len(), 1);
+    ///
+    /// let (n, fd): (u8, SharedFd) =
+    ///     SharedFd::receive(fds, || mp_process::decode(&bytes)).unwrap();
+    /// assert_eq!(n, 7);
+    /// let _stream = UnixStream::from(fd.into_inner());
+    /// ```
+    pub fn collect<T>(serialize: impl FnOnce() -> T) -> (T, Vec<OwnedFd>) {
+        collect(serialize)
+    }
+
+    /// Runs `deserialize` with `fds` (a list made by [`SharedFd::collect`])
+    /// given to the `SharedFd`s it meets, by index. The descriptors it
+    /// leaves are closed when it returns.
+    pub fn receive<T>(fds: Vec<OwnedFd>, deserialize: impl FnOnce() -> T) -> T {
+        /// Puts the outer list back, even if `deserialize` panics.
+        struct Restore(Vec<Option<OwnedFd>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let outer = std::mem::take(&mut self.0);
+                INCOMING.with(|inc| *inc.borrow_mut() = outer);
+            }
+        }
+        let list = fds.into_iter().map(Some).collect();
+        let _restore = Restore(INCOMING.with(|inc| inc.replace(list)));
+        deserialize()
     }
 
     /// Another handle to the same open file (`dup`).
@@ -150,4 +200,45 @@ pub(crate) fn collect<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>) {
 /// on this thread meets; the ones nobody takes are closed by the next call.
 pub(crate) fn provide(fds: Vec<OwnedFd>) {
     INCOMING.with(|inc| *inc.borrow_mut() = fds.into_iter().map(Some).collect());
+}
+
+/// The most descriptors one [`send_fds`] carries: Linux's `SCM_MAX_FD`.
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// The byte that carries the descriptors of [`send_fds`].
+const MARKER: u8 = b'D';
+
+/// Sends `fds` over a Unix stream socket as one message of one byte with
+/// the descriptors attached (`SCM_RIGHTS`), for [`recv_fds`] at the other
+/// end; the receiver gets descriptors of its own for the same open files.
+/// On a non-blocking socket without room, fails with `WouldBlock` having
+/// sent nothing. More than [`MAX_FDS_PER_MESSAGE`] descriptors is an
+/// `InvalidInput` error.
+pub fn send_fds(sock: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.len() > MAX_FDS_PER_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} descriptors in one message; at most {MAX_FDS_PER_MESSAGE}",
+                fds.len()
+            ),
+        ));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    crate::sys::send_with_fds(sock.as_fd(), &[MARKER], &raw)
+}
+
+/// Receives one message of [`send_fds`]: its descriptors, close-on-exec.
+/// End of stream, or bytes that are not such a message, is an error.
+pub fn recv_fds(sock: &UnixStream) -> io::Result<Vec<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let (got, fds) = crate::sys::recv_with_fds(sock.as_fd(), &mut byte, MAX_FDS_PER_MESSAGE)?;
+    match (got, byte[0]) {
+        (0, _) => Err(io::ErrorKind::UnexpectedEof.into()),
+        (_, MARKER) => Ok(fds),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a message of descriptors",
+        )),
+    }
 }

@@ -112,7 +112,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 pub use error::{Error, ErrorKind, ExitStatus, Location, PanicInfo};
-pub use fdpass::SharedFd;
+pub use fdpass::{MAX_FDS_PER_MESSAGE, SharedFd, recv_fds, send_fds};
 pub use function::{Function, RawFunction, decode, encode};
 pub use process::{ActiveChild, DEFAULT_MAX_MESSAGE_SIZE, Process};
 
