@@ -9,11 +9,20 @@
 //! the callback thread (see `result`). All share one `State` behind a
 //! mutex; whoever changes it (a submitter, a reader, the supervisor) also
 //! moves queued tasks to workers with room (`pump`).
+//!
+//! A task whose argument holds descriptors (a queue, a pipe, shared memory,
+//! a lock: their `SharedFd`s) keeps them until it completes. `pump` sends
+//! them on the worker's descriptor socket (`mp_process::send_fds`, one
+//! message per task, without blocking) before the task's frame goes to
+//! the outbox; the worker takes one message per `TASK_FDS` frame, in the
+//! same order. A task requeued after its worker died sends them again to
+//! the next.
 
 use std::any::TypeId;
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -42,11 +51,20 @@ const SWEEP: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) processes: usize,
-    pub(crate) init: Option<(RawFunction, Vec<u8>)>,
+    pub(crate) init: Option<Init>,
     pub(crate) max_tasks: Option<u64>,
     pub(crate) method: Option<StartMethod>,
     /// Executor semantics: a dead worker breaks the pool.
     pub(crate) break_on_death: bool,
+}
+
+/// The initializer: its function, its encoded argument and the
+/// descriptors of the `SharedFd`s in it, which each worker gets a copy of.
+#[derive(Clone)]
+pub(crate) struct Init {
+    pub(crate) func: RawFunction,
+    pub(crate) args: Vec<u8>,
+    pub(crate) fds: Arc<Vec<OwnedFd>>,
 }
 
 /// A function reference: its type's id, and how to name it the first time.
@@ -58,6 +76,8 @@ pub(crate) struct FuncKey<'a> {
 /// One task to submit: encoded argument, and where its outcome goes.
 pub(crate) struct Job {
     pub(crate) args: Vec<u8>,
+    /// The descriptors of the `SharedFd`s in `args`, by index.
+    pub(crate) fds: Vec<OwnedFd>,
     pub(crate) sink: Arc<dyn Sink>,
     pub(crate) index: usize,
 }
@@ -65,6 +85,7 @@ pub(crate) struct Job {
 struct Task {
     fid: u32,
     args: Vec<u8>,
+    fds: Vec<OwnedFd>,
     sink: Arc<dyn Sink>,
     index: usize,
 }
@@ -141,6 +162,8 @@ struct Outbox {
     cv: Condvar,
     /// The parent's end of the task stream (non-blocking).
     sock: UnixStream,
+    /// The parent's end of the descriptor socket (non-blocking).
+    fd_sock: UnixStream,
 }
 
 #[derive(Default)]
@@ -313,6 +336,7 @@ impl Engine {
         st.queue.extend(jobs.into_iter().map(|j| Task {
             fid,
             args: j.args,
+            fds: j.fds,
             sink: j.sink,
             index: j.index,
         }));
@@ -486,6 +510,20 @@ impl Shared {
                 .min_by_key(|(_, w)| w.outstanding.len())
                 .map(|(i, _)| i);
             let Some(i) = best else { break };
+            if !task.fds.is_empty() {
+                let outbox = workers[i]
+                    .outbox
+                    .as_ref()
+                    .expect("accepting workers have an outbox");
+                let fds: Vec<BorrowedFd<'_>> = task.fds.iter().map(AsFd::as_fd).collect();
+                if mp_process::send_fds(&outbox.fd_sock, &fds).is_err() {
+                    // The socket is full (the worker has yet to take the
+                    // descriptors of its earlier tasks) or the worker is
+                    // gone: the task waits for the next pump, or for the
+                    // worker's replacement.
+                    break;
+                }
+            }
             let task = queue.pop_front().expect("front");
             let w = &mut workers[i];
             let fid = task.fid as usize;
@@ -506,8 +544,14 @@ impl Shared {
                 buf.extend_from_slice(&task.fid.to_le_bytes());
                 buf.extend_from_slice(&raw);
             }
-            wire::put_header(buf, wire::TASK, 4 + task.args.len());
-            buf.extend_from_slice(&task.fid.to_le_bytes());
+            if task.fds.is_empty() {
+                wire::put_header(buf, wire::TASK, 4 + task.args.len());
+                buf.extend_from_slice(&task.fid.to_le_bytes());
+            } else {
+                wire::put_header(buf, wire::TASK_FDS, 8 + task.args.len());
+                buf.extend_from_slice(&task.fid.to_le_bytes());
+                buf.extend_from_slice(&(task.fds.len() as u32).to_le_bytes());
+            }
             buf.extend_from_slice(&task.args);
             w.out_bytes += size;
             w.assigned += 1;
@@ -691,11 +735,26 @@ impl Supervisor {
         // non-blocking (see `Outbox`) while the reader blocks.
         let (tx, tasks) = UnixStream::pair().map_err(|e| io("socketpair", e))?;
         let (rx, results) = UnixStream::pair().map_err(|e| io("socketpair", e))?;
+        let (fd_sock, worker_fds) = UnixStream::pair().map_err(|e| io("socketpair", e))?;
         tx.set_nonblocking(true).map_err(|e| io("fcntl", e))?;
+        fd_sock.set_nonblocking(true).map_err(|e| io("fcntl", e))?;
+        let init = match &cfg.init {
+            None => None,
+            Some(init) => Some((
+                init.func.clone(),
+                init.args.clone(),
+                init.fds
+                    .iter()
+                    .map(|fd| fd.try_clone().map(SharedFd::new))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| io("dup", e))?,
+            )),
+        };
         let args = WorkerArgs {
             tasks: SharedFd::new(tasks.into()),
             results: SharedFd::new(results.into()),
-            init: cfg.init.clone(),
+            fds: SharedFd::new(worker_fds.into()),
+            init,
             max_tasks: cfg.max_tasks,
         };
         let generation = self.next_gen;
@@ -713,6 +772,7 @@ impl Supervisor {
             state: Mutex::new(OutboxState::default()),
             cv: Condvar::new(),
             sock: tx.try_clone().map_err(|e| io("dup", e))?,
+            fd_sock,
         });
         let read_half = rx.try_clone().map_err(|e| io("dup", e))?;
         let write_half = tx.try_clone().map_err(|e| io("dup", e))?;

@@ -49,7 +49,7 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
-    let args = mp_process::encode(&args)?;
+    let (args, fds) = crate::front::encode_task(|| Ok(mp_process::encode(&args)?))?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(1, cell.clone(), None, b.callbacks());
     let sink: Arc<dyn Sink> = gather;
@@ -61,6 +61,7 @@ where
         },
         vec![Job {
             args,
+            fds,
             sink: sink.clone(),
             index: 0,
         }],

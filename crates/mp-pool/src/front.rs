@@ -2,10 +2,11 @@
 //! `TaskPool` trait that makes process and thread pools interchangeable.
 
 use std::any::TypeId;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use mp_process::{Function, RawFunction};
+use mp_process::{Function, RawFunction, SharedFd};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -45,6 +46,27 @@ fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
     mp_process::encode(v).map_err(|e| Error::new(ErrorKind::Serialization, e.to_string()))
 }
 
+/// Encodes a task's argument with `encode`, and collects the descriptors
+/// of the `SharedFd`s in it (a queue, a pipe, shared memory, a lock),
+/// which travel beside the bytes: so a task can take what a process can.
+pub(crate) fn encode_task(
+    encode: impl FnOnce() -> Result<Vec<u8>, Error>,
+) -> Result<(Vec<u8>, Vec<OwnedFd>), Error> {
+    let (bytes, fds) = SharedFd::collect(encode);
+    let bytes = bytes?;
+    if fds.len() > mp_process::MAX_FDS_PER_MESSAGE {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "a task's argument holds {} file descriptors (queues, pipes, shared memory); at most {} can travel with one task",
+                fds.len(),
+                mp_process::MAX_FDS_PER_MESSAGE
+            ),
+        ));
+    }
+    Ok((bytes, fds))
+}
+
 fn on_done<T: 'static>(
     decode: fn(&[Vec<u8>]) -> Result<T, Error>,
     ok: impl FnOnce(&T) + Send + 'static,
@@ -70,7 +92,7 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
-    let args = encode(&args)?;
+    let (args, fds) = encode_task(|| encode(&args))?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(1, cell.clone(), done, b.callbacks());
     let make = || Function::new(f).map(|f| f.raw().clone());
@@ -81,6 +103,7 @@ where
         },
         vec![Job {
             args,
+            fds,
             sink: gather,
             index: 0,
         }],
@@ -142,11 +165,12 @@ where
     let mut last_len = 0;
     for (index, chunk) in items.chunks(chunksize).enumerate() {
         // Chunks are alike: each is about as large as the one before.
-        let args = encode_items(chunk, last_len + last_len / 8)?;
+        let (args, fds) = encode_task(|| encode_items(chunk, last_len + last_len / 8))?;
         last_len = args.len();
         batch_bytes += args.len();
         batch.push(Job {
             args,
+            fds,
             sink: sink.clone(),
             index,
         });

@@ -35,6 +35,13 @@
 //! travel by serde (postcard). Callbacks run in this process and may
 //! capture anything.
 //!
+//! A task's argument, and the initializer's, may hold what a process's
+//! argument may: queues, pipes, shared values, arrays and locks (in
+//! CPython only a Manager's proxies can go to a pool task). Their
+//! descriptors travel beside the task; a worker gets handles of its own
+//! on the same objects. At most [`mp_process::MAX_FDS_PER_MESSAGE`]
+//! descriptors go with one task (a `map` chunk is one task).
+//!
 //! # Failure, never a hang
 //!
 //! - A task that panics fails its result with [`ErrorKind::Panicked`], the

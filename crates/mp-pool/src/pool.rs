@@ -9,7 +9,7 @@ use mp_process::StartMethod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Config, Engine, FuncKey, Job};
+use crate::engine::{Config, Engine, FuncKey, Init, Job};
 use crate::error::{Error, ErrorKind};
 use crate::front::{Backend, pool_api};
 use crate::result::{AsyncResult, Callbacks, ImapIter};
@@ -43,7 +43,7 @@ pub struct Pool {
 /// method.
 pub struct PoolBuilder {
     processes: Option<usize>,
-    init: Option<Result<(mp_process::RawFunction, Vec<u8>), Error>>,
+    init: Option<Result<Init, Error>>,
     max_tasks: Option<u64>,
     method: Option<StartMethod>,
 }
@@ -59,7 +59,8 @@ impl PoolBuilder {
     /// (panics), the failure is reported once: the pool stops starting
     /// workers and every pending and later task fails with an
     /// [`ErrorKind::Initializer`] error (CPython respawns forever instead,
-    /// gh-87472).
+    /// gh-87472). `args` may hold queues, pipes, shared memory and locks:
+    /// each worker gets its own handles on them.
     pub fn initializer<F, A, R>(mut self, f: F, args: A) -> Self
     where
         F: Fn(A) -> R + Copy + 'static,
@@ -69,7 +70,14 @@ impl PoolBuilder {
         self.init = Some(
             crate::front::raw_of(f)
                 .map_err(Error::from)
-                .and_then(|raw| Ok((raw, mp_process::encode(&args)?))),
+                .and_then(|func| {
+                    let (args, fds) = crate::front::encode_task(|| Ok(mp_process::encode(&args)?))?;
+                    Ok(Init {
+                        func,
+                        args,
+                        fds: std::sync::Arc::new(fds),
+                    })
+                }),
         );
         self
     }

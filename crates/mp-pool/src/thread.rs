@@ -249,12 +249,18 @@ fn run_next(inner: &Inner) {
     };
     let terminated = st.status == Status::Terminated;
     drop(st);
+    let Job {
+        args,
+        fds,
+        sink,
+        index,
+    } = job;
     let blob = if terminated {
         Err(Error::terminated())
     } else {
-        raw.call(&job.args).map_err(|e| Error::from_process(&e))
+        mp_process::SharedFd::receive(fds, || raw.call(&args)).map_err(|e| Error::from_process(&e))
     };
-    job.sink.complete(job.index, blob);
+    sink.complete(index, blob);
     lock(&inner.state).pending -= 1;
     inner.cv.notify_all();
 }

@@ -5,8 +5,9 @@
 //!
 //! Parent to worker: [`DEFINE`] (a function id and its encoded
 //! `RawFunction`, sent once per worker before the first task that uses it),
-//! [`TASK`] (a function id and the encoded argument), [`EXIT`] (finish and
-//! exit). Worker to parent: [`RESULTS`] (a batch of results, in task order),
+//! [`TASK`] (a function id and the encoded argument), [`TASK_FDS`] (the
+//! same for an argument that holds descriptors, which wait on the worker's
+//! descriptor socket), [`EXIT`] (finish and exit). Worker to parent: [`RESULTS`] (a batch of results, in task order),
 //! [`INIT_FAILED`] (the initializer failed; the worker exits).
 //!
 //! Tasks carry no id: a worker runs its tasks in the order they arrive and
@@ -19,6 +20,9 @@ use std::io::{self, Read, Write};
 pub(crate) const DEFINE: u32 = 1;
 /// Parent to worker: `[fid u32][argument bytes]`.
 pub(crate) const TASK: u32 = 2;
+/// Parent to worker: `[fid u32][descriptors u32][argument bytes]`; the
+/// descriptors are the next message on the descriptor socket.
+pub(crate) const TASK_FDS: u32 = 4;
 /// Parent to worker: empty; the worker finishes and exits.
 pub(crate) const EXIT: u32 = 3;
 /// Worker to parent: `[busy ns u64][count u32]` then per result

@@ -25,8 +25,11 @@ pub(crate) struct WorkerArgs {
     pub(crate) tasks: SharedFd,
     /// The worker's end of its result stream (worker to parent).
     pub(crate) results: SharedFd,
-    /// The initializer and its encoded arguments.
-    pub(crate) init: Option<(RawFunction, Vec<u8>)>,
+    /// The worker's end of its descriptor socket: the descriptors of each
+    /// `TASK_FDS` task, one message per task.
+    pub(crate) fds: SharedFd,
+    /// The initializer, its encoded arguments and their descriptors.
+    pub(crate) init: Option<(RawFunction, Vec<u8>, Vec<SharedFd>)>,
     /// Exit after this many tasks (Python's `maxtasksperchild`).
     pub(crate) max_tasks: Option<u64>,
 }
@@ -103,8 +106,10 @@ impl OutState {
 pub(crate) fn worker_main(args: WorkerArgs) {
     let sock = UnixStream::from(args.tasks.into_inner());
     let results = UnixStream::from(args.results.into_inner());
-    if let Some((init, init_args)) = &args.init {
-        if let Err(e) = init.call(init_args) {
+    let fd_sock = UnixStream::from(args.fds.into_inner());
+    if let Some((init, init_args, fds)) = args.init {
+        let fds = fds.into_iter().map(SharedFd::into_inner).collect();
+        if let Err(e) = SharedFd::receive(fds, || init.call(&init_args)) {
             let body = mp_process::encode(&WireError::from_error(&Error::from_process(&e)))
                 .unwrap_or_default();
             let mut results = &results;
@@ -130,7 +135,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             .spawn(move || flusher(&out))
             .ok()
     };
-    serve(&sock, &out, args.max_tasks);
+    serve(&sock, &fd_sock, &out, args.max_tasks);
     let mut st = lock(&out.state);
     st.flush();
     st.done = true;
@@ -141,9 +146,10 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     }
 }
 
-fn serve(sock: &UnixStream, out: &Out, max_tasks: Option<u64>) {
+fn serve(sock: &UnixStream, fd_sock: &UnixStream, out: &Out, max_tasks: Option<u64>) {
     let mut reader = BufReader::with_capacity(256 * 1024, sock);
     let mut w = Serving {
+        fd_sock,
         funcs: Vec::new(),
         done_tasks: 0,
         max_tasks,
@@ -185,6 +191,7 @@ fn serve(sock: &UnixStream, out: &Out, max_tasks: Option<u64>) {
 
 /// What the worker keeps between frames.
 struct Serving<'a> {
+    fd_sock: &'a UnixStream,
     funcs: Vec<Option<RawFunction>>,
     done_tasks: u64,
     max_tasks: Option<u64>,
@@ -207,13 +214,27 @@ impl Serving<'_> {
                 self.funcs[fid] = raw;
                 true
             }
-            wire::TASK => {
+            wire::TASK | wire::TASK_FDS => {
                 let mut c = Cursor::new(body);
                 let Ok(fid) = c.u32() else { return false };
+                let fds = if kind == wire::TASK_FDS {
+                    let Ok(n) = c.u32() else { return false };
+                    // The parent sent them before the frame: they are
+                    // there, unless the parent is gone.
+                    match mp_process::recv_fds(self.fd_sock) {
+                        Ok(fds) if fds.len() == n as usize => Ok(fds),
+                        Ok(fds) => Err(format!("{} of the task's {n} descriptors came", fds.len())),
+                        Err(e) => Err(format!("the task's descriptors did not come: {e}")),
+                    }
+                } else {
+                    Ok(Vec::new())
+                };
                 let args = c.rest();
                 let start = Instant::now();
-                let result = match self.funcs.get(fid as usize) {
-                    Some(Some(raw)) => raw.call(args).map_err(|e| Error::from_process(&e)),
+                let result = match (self.funcs.get(fid as usize), fds) {
+                    (_, Err(why)) => Err(Error::new(crate::ErrorKind::Process, why)),
+                    (Some(Some(raw)), Ok(fds)) => SharedFd::receive(fds, || raw.call(args))
+                        .map_err(|e| Error::from_process(&e)),
                     _ => Err(Error::new(
                         crate::ErrorKind::Process,
                         format!("the worker does not know function {fid}"),

@@ -6,6 +6,7 @@
 mod api;
 mod executor;
 mod failures;
+mod handles;
 mod progress;
 mod props;
 mod resources;
