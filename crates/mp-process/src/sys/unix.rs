@@ -281,8 +281,12 @@ pub(crate) fn recv_with_fds(
 /// which names the running file even if its path was replaced since).
 ///
 /// `keep` lists descriptors the child must inherit: their `FD_CLOEXEC` flag is
-/// cleared in the child only, between fork and exec.
-pub(crate) fn spawn_self(envs: &[(&str, String)], keep: Vec<RawFd>) -> io::Result<Child> {
+/// cleared in the child only, between fork and exec. Every other descriptor
+/// above stderr is marked close-on-exec there, as CPython's spawn closes
+/// them: one the program opened without the flag (a C library's, or one
+/// inherited from the shell) would otherwise reach every spawned child and
+/// the fork server's children.
+pub(crate) fn spawn_self(envs: &[(&str, String)], mut keep: Vec<RawFd>) -> io::Result<Child> {
     #[allow(clippy::disallowed_methods)] // mp-process is where children are built.
     let mut cmd = Command::new("/proc/self/exe");
     if let Some(arg0) = std::env::args_os().next() {
@@ -290,11 +294,29 @@ pub(crate) fn spawn_self(envs: &[(&str, String)], keep: Vec<RawFd>) -> io::Resul
     }
     cmd.envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
-    // SAFETY: the closure runs between fork and exec in the child; it only
-    // calls fcntl, which is async-signal-safe, on fds that the parent keeps
-    // open until `spawn` returns.
+    // The ranges between the kept descriptors, made before the fork: the
+    // child may not allocate.
+    keep.sort_unstable();
+    let mut gaps = Vec::with_capacity(keep.len() + 1);
+    let mut first: u32 = 3;
+    for &fd in &keep {
+        let fd = fd as u32;
+        if fd > first {
+            gaps.push((first, fd - 1));
+        }
+        first = first.max(fd + 1);
+    }
+    gaps.push((first, u32::MAX));
+    // SAFETY: runs between fork and exec: only async-signal-safe calls
+    // (close_range, fcntl) on numbers computed before the fork; the kept
+    // fds stay open in the parent until `spawn` returns.
     unsafe {
         cmd.pre_exec(move || {
+            for &(lo, hi) in &gaps {
+                // Best effort: kernels before 5.11 lack the flag, and
+                // there the descriptors keep the flags they have.
+                libc::syscall(libc::SYS_close_range, lo, hi, libc::CLOSE_RANGE_CLOEXEC);
+            }
             for &fd in &keep {
                 cvt(libc::fcntl(fd, libc::F_SETFD, 0))?;
             }

@@ -45,3 +45,37 @@ fn a_descriptor_outside_process_arguments_is_an_error() {
     let err = postcard::to_stdvec(&fd).unwrap_err();
     let _ = err;
 }
+
+/// Whether descriptor `fd` of this process is the open file `what` names
+/// (its `/proc/self/fd` link): the number alone may have been reused.
+fn is_open(args: (i32, String)) -> bool {
+    let (fd, what) = args;
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok_and(|l| l.to_string_lossy() == what)
+}
+
+/// A descriptor opened without close-on-exec and not passed reaches a
+/// forked child (it is a copy of the parent) but neither a spawned child
+/// nor a fork server's (CPython closes such descriptors too).
+#[test]
+fn unpassed_descriptors_reach_forked_children_only() {
+    let _g = shared();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes; no
+    // O_CLOEXEC on purpose, as a C library might open them.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let what = std::fs::read_link(format!("/proc/self/fd/{}", fds[0]))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    for m in METHODS {
+        let mut p = Process::new(is_open, (fds[0], what.clone())).start_method(m);
+        p.start().unwrap();
+        let open = p.join().unwrap();
+        assert_eq!(open, m == mp_process::StartMethod::Fork, "{m:?}");
+    }
+    // SAFETY: the two descriptors are ours, made above, closed once.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+}
