@@ -86,7 +86,7 @@ impl Lock {
         // Without a deadline the word protocol never gives up, so the loop
         // runs once; it stands in for an `unreachable!` that could panic.
         loop {
-            match self.acquire(None) {
+            match self.acquire_until(None) {
                 Ok(g) => return Ok(g),
                 Err(TryLockError::OwnerDied(e)) => return Err(e),
                 Err(TryLockError::WouldBlock) => continue,
@@ -98,7 +98,58 @@ impl Lock {
     /// [`TryLockError::WouldBlock`]. Never returns that error before the
     /// timeout has passed.
     pub fn lock_timeout(&self, timeout: Duration) -> TryLockResult<LockGuard<'_>> {
-        self.acquire(word::deadline(timeout))
+        self.acquire_until(word::deadline(timeout))
+    }
+
+    /// Acquires the lock and leaves it held, with no guard (Python's
+    /// `acquire()`), until [`release`](Lock::release). Any thread or
+    /// process may release it: a plain lock has no owning thread, as in
+    /// Python. Prefer [`lock`](Lock::lock) when the release belongs to the
+    /// same scope.
+    ///
+    /// `Err(OwnerDied)` holds the lock too: its previous owner died
+    /// holding it.
+    ///
+    /// ```
+    /// use mp_shm::Lock;
+    ///
+    /// let lock = Lock::new()?;
+    /// lock.acquire().expect("no owner died");
+    /// let other = lock.clone();
+    /// std::thread::spawn(move || other.release().unwrap()).join().unwrap();
+    /// assert!(!lock.is_locked());
+    /// assert!(lock.release().is_err()); // released too many times
+    /// # Ok::<(), mp_shm::Error>(())
+    /// ```
+    pub fn acquire(&self) -> Result<(), OwnerDied<()>> {
+        self.lock()
+            .map(LockGuard::keep)
+            .map_err(|e| e.map(LockGuard::keep))
+    }
+
+    /// [`acquire`](Lock::acquire), giving up after `timeout`: `Ok(false)`,
+    /// never before the timeout has passed.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, OwnerDied<()>> {
+        match self.lock_timeout(timeout) {
+            Ok(g) => {
+                g.keep();
+                Ok(true)
+            }
+            Err(TryLockError::OwnerDied(e)) => Err(e.map(LockGuard::keep)),
+            Err(TryLockError::WouldBlock) => Ok(false),
+        }
+    }
+
+    /// Releases the lock, whoever acquired it (Python's `release()`).
+    /// Releasing a lock that is not held is an error, as CPython's
+    /// `ValueError`. A guard of the acquisition released here would
+    /// release the lock again when dropped: release an acquisition one way.
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        if word::release(self.word()) {
+            Ok(())
+        } else {
+            Err(ReleaseError::TOO_MANY)
+        }
     }
 
     /// Acquires the lock if it is free now.
@@ -110,7 +161,7 @@ impl Lock {
         }
     }
 
-    fn acquire(&self, deadline: Option<std::time::Instant>) -> TryLockResult<LockGuard<'_>> {
+    fn acquire_until(&self, deadline: Option<std::time::Instant>) -> TryLockResult<LockGuard<'_>> {
         match word::lock(self.word(), sys::pid(), deadline) {
             Acquired::Locked => Ok(self.guard()),
             Acquired::OwnerDied(pid) => Err(OwnerDied::new(self.guard(), pid).into()),
@@ -182,6 +233,11 @@ impl<'a> LockGuard<'a> {
             Acquired::OwnerDied(pid) => Err(OwnerDied::new(r, pid)),
             _ => Ok(r),
         }
+    }
+
+    /// Ends the guard without releasing the lock.
+    fn keep(self) {
+        std::mem::forget(self);
     }
 
     /// A guard for a lock word the caller has just acquired.

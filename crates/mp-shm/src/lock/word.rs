@@ -176,6 +176,27 @@ pub(crate) fn unlock<W: Futex + ?Sized>(word: &W) {
     }
 }
 
+/// Releases the word if it is held, by whoever: whether it was. The
+/// compare-exchange keeps two releases of one acquisition from both
+/// succeeding.
+pub(crate) fn release<W: Futex + ?Sized>(word: &W) -> bool {
+    let mut v = word.load(Ordering::Relaxed);
+    loop {
+        if v & PID_MASK == 0 {
+            return false;
+        }
+        match word.compare_exchange(v, 0, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => {
+                if v & WAITERS != 0 {
+                    word.wake_one();
+                }
+                return true;
+            }
+            Err(now) => v = now,
+        }
+    }
+}
+
 /// The owner's pid, 0 when unlocked.
 pub(crate) fn owner<W: Futex + ?Sized>(word: &W) -> u32 {
     word.load(Ordering::Relaxed) & PID_MASK

@@ -177,3 +177,40 @@ fn rlock_held_here_is_busy_for_a_child() {
     p.start().unwrap();
     assert!(!p.join().unwrap());
 }
+
+fn release_it(lock: Lock) -> bool {
+    lock.release().is_ok()
+}
+
+fn acquire_it(lock: Lock) -> bool {
+    lock.acquire().is_ok()
+}
+
+/// A plain lock has no owning thread, as in Python: one process acquires
+/// it without a guard, another releases it; a release too many is an
+/// error.
+#[test]
+fn a_lock_is_released_by_another_process_and_once_only() {
+    for m in METHODS {
+        let lock = Lock::new().unwrap();
+        lock.acquire().unwrap();
+        assert!(!lock.acquire_timeout(Duration::from_millis(20)).unwrap());
+        let mut p = Process::new(release_it, lock.clone()).start_method(m);
+        p.start().unwrap();
+        assert!(p.join().unwrap(), "{m:?}");
+        assert!(!lock.is_locked(), "{m:?}");
+        assert!(lock.release().is_err(), "{m:?}");
+
+        let mut p = Process::new(acquire_it, lock.clone()).start_method(m);
+        p.start().unwrap();
+        assert!(p.join().unwrap(), "{m:?}");
+        // The child exited holding it; releasing it here is allowed.
+        assert!(lock.is_locked(), "{m:?}");
+        lock.release().unwrap();
+        assert!(
+            lock.acquire_timeout(Duration::from_millis(20)).unwrap(),
+            "{m:?}"
+        );
+        lock.release().unwrap();
+    }
+}
