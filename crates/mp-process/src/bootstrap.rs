@@ -133,6 +133,11 @@ pub(crate) fn become_child(info: ChildInfo, lifeline: Option<OwnedFd>) {
             sys::exit_now(71);
         }
     }
+    // A forked child has its parent's default; CPython forces the method
+    // that started the child instead.
+    if let Some(m) = crate::StartMethod::from_u8(info.method) {
+        crate::force_start_method(m);
+    }
     sys::set_current_identity(info);
 }
 

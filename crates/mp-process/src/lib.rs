@@ -109,7 +109,7 @@ mod tests;
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use error::{Error, ErrorKind, ExitStatus, Location, PanicInfo};
 pub use fdpass::{MAX_FDS_PER_MESSAGE, SharedFd, recv_fds, send_fds};
@@ -199,29 +199,39 @@ pub fn get_all_start_methods() -> &'static [StartMethod] {
     ]
 }
 
-static DEFAULT_METHOD: OnceLock<StartMethod> = OnceLock::new();
+/// The method set by [`set_start_method`] or [`force_start_method`] (its
+/// `u8`), 0 while none is.
+static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(0);
 
 /// Sets the process-wide default start method, once.
 ///
-/// A second call is an [`ErrorKind::ContextAlreadySet`] error, as in Python.
+/// A second call is an [`ErrorKind::ContextAlreadySet`] error, as in Python;
+/// [`force_start_method`] is Python's `force=True`.
 pub fn set_start_method(method: StartMethod) -> Result<(), Error> {
-    DEFAULT_METHOD.set(method).map_err(|_| {
-        Error::new(
-            ErrorKind::ContextAlreadySet,
-            "the start method has already been set",
-        )
-    })
+    DEFAULT_METHOD
+        .compare_exchange(0, method as u8, Ordering::AcqRel, Ordering::Acquire)
+        .map(drop)
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::ContextAlreadySet,
+                "the start method has already been set",
+            )
+        })
+}
+
+/// Sets the process-wide default start method whether or not one was set
+/// (Python's `set_start_method(method, force=True)`).
+pub fn force_start_method(method: StartMethod) {
+    DEFAULT_METHOD.store(method as u8, Ordering::Release);
 }
 
 /// The process-wide default start method: the one set by
-/// [`set_start_method`], else in a child the method that started it, else
+/// [`set_start_method`] or [`force_start_method`]; in a child, the method
+/// that started it (as CPython forces it there); else
 /// [`StartMethod::ForkServer`].
 pub fn get_start_method() -> StartMethod {
-    if let Some(m) = DEFAULT_METHOD.get() {
-        return *m;
-    }
-    bootstrap::current_info()
-        .and_then(|i| StartMethod::from_u8(i.method))
+    StartMethod::from_u8(DEFAULT_METHOD.load(Ordering::Acquire))
+        .or_else(|| bootstrap::current_info().and_then(|i| StartMethod::from_u8(i.method)))
         .unwrap_or(StartMethod::ForkServer)
 }
 

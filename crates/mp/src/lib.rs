@@ -93,8 +93,9 @@ pub use mp_process as process;
 #[doc(inline)]
 pub use mp_process::{
     ActiveChild, Context, CurrentProcess, Error, ErrorKind, ExitStatus, ParentProcess, Process,
-    StartMethod, active_children, cpu_count, current_process, get_all_start_methods, get_context,
-    get_start_method, init, parent_process, set_start_method, spawn,
+    StartMethod, active_children, cpu_count, current_process, force_start_method,
+    get_all_start_methods, get_context, get_start_method, init, parent_process, set_start_method,
+    spawn,
 };
 
 #[doc(inline)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mp_process::{Process, current_process, parent_process};
+use mp_process::{Process, StartMethod, current_process, parent_process};
 
 use crate::{METHODS, shared};
 
@@ -81,4 +81,31 @@ fn active_children_lists_running_ones() {
         );
     }
     assert!(mp_process::cpu_count() >= 1);
+}
+
+/// The default start method as a child sees it, then what setting it
+/// does there: a second `set_start_method` fails, `force_start_method`
+/// replaces it.
+fn methods_here(_: ()) -> (String, bool, String) {
+    let seen = mp_process::get_start_method().as_str().to_string();
+    let set_again = mp_process::set_start_method(StartMethod::Spawn).is_ok();
+    mp_process::force_start_method(StartMethod::Fork);
+    let forced = mp_process::get_start_method().as_str().to_string();
+    (seen, set_again, forced)
+}
+
+/// A child reports the method that started it, whatever its parent's
+/// default (CPython forces it in the child), and setting the method there
+/// follows Python's `set_start_method` and its `force=True`.
+#[test]
+fn a_child_reports_the_method_that_started_it() {
+    let _g = shared();
+    for m in METHODS {
+        let mut p = Process::new(methods_here, ()).start_method(m);
+        p.start().unwrap();
+        let (seen, set_again, forced) = p.join().unwrap();
+        assert_eq!(seen, m.as_str());
+        assert!(!set_again, "{m:?}: the method was set already");
+        assert_eq!(forced, "fork", "{m:?}");
+    }
 }
