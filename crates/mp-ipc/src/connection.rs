@@ -392,7 +392,25 @@ impl Connection {
     /// `recv_bytes_into`). A message longer than `buf` is consumed and comes
     /// back whole in [`Error::BufferTooShort`].
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        let (s, e, owned) = match self.next_frame(None)? {
+        self.recv_bytes_into_deadline(buf, None)
+    }
+
+    /// [`recv_bytes_into`](Connection::recv_bytes_into) waiting at most
+    /// `timeout` for a message to begin.
+    pub fn recv_bytes_into_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, Error> {
+        self.recv_bytes_into_deadline(buf, sock::deadline(timeout).or(Some(far_future())))
+    }
+
+    fn recv_bytes_into_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<usize, Error> {
+        let (s, e, owned) = match self.next_frame(deadline)? {
             Payload::Buffered(s, e) => (s, e, None),
             Payload::Owned(v) => (0, v.len(), Some(v)),
         };

@@ -147,6 +147,13 @@ fn timeouts_return_no_earlier_than_asked() {
     assert!(matches!(a.recv_bytes_timeout(t), Err(Error::Timeout)));
     assert!(start.elapsed() >= t);
     let start = Instant::now();
+    let mut into = [0u8; 8];
+    assert!(matches!(
+        a.recv_bytes_into_timeout(&mut into, t),
+        Err(Error::Timeout)
+    ));
+    assert!(start.elapsed() >= t);
+    let start = Instant::now();
     assert_eq!(wait(&[&a], Some(t)).unwrap(), Vec::<usize>::new());
     assert!(start.elapsed() >= t);
     // Fill the peer's buffer: a timed send then gives up, having sent nothing.
@@ -172,6 +179,10 @@ fn timeouts_return_no_earlier_than_asked() {
         assert_eq!(b.recv_bytes().unwrap().len(), chunk.len());
     }
     assert!(!b.poll(Some(Duration::ZERO)).unwrap());
+    // A message that is there is taken at once, whatever the timeout.
+    b.send_bytes(b"abc").unwrap();
+    assert_eq!(a.recv_bytes_into_timeout(&mut into, t).unwrap(), 3);
+    assert_eq!(&into[..3], b"abc");
 }
 
 #[test]
