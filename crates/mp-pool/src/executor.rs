@@ -168,19 +168,33 @@ impl ExecutorBuilder {
     }
 
     /// Starts the workers.
+    ///
+    /// As in CPython, `max_tasks_per_child` with the fork start method is
+    /// an [`ErrorKind::InvalidArgument`] error: a replacement worker would
+    /// be forked from a process whose pool threads may hold locks.
     pub fn build(self) -> Result<ProcessPoolExecutor, Error> {
         let config = self.inner.config(true)?;
+        if config.processes == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "max_workers must be greater than 0",
+            ));
+        }
+        if config.max_tasks == Some(0) {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "max_tasks_per_child must be at least 1",
+            ));
+        }
+        let method = config.method.unwrap_or_else(mp_process::get_start_method);
+        if config.max_tasks.is_some() && method == StartMethod::Fork {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "max_tasks_per_child is incompatible with the fork start method; use spawn or forkserver",
+            ));
+        }
         Ok(ProcessPoolExecutor {
-            engine: Arc::new(Engine::start(config).map_err(|e| {
-                if e.kind() == ErrorKind::InvalidArgument {
-                    Error::new(
-                        ErrorKind::InvalidArgument,
-                        "max_workers must be greater than 0",
-                    )
-                } else {
-                    e
-                }
-            })?),
+            engine: Arc::new(Engine::start(config)?),
         })
     }
 }

@@ -166,3 +166,40 @@ fn done_callbacks_run_once_even_if_one_panics() {
     });
     assert_eq!(n.load(Ordering::SeqCst), 2);
 }
+
+/// `max_tasks_per_child` replaces workers; zero workers, zero tasks per
+/// child and `max_tasks_per_child` under fork are errors that say which.
+#[test]
+fn max_tasks_per_child_recycles_and_bad_settings_are_named() {
+    let _g = shared();
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_tasks_per_child(1)
+        .start_method(mp_process::StartMethod::ForkServer)
+        .build()
+        .unwrap();
+    let mut pids: Vec<u32> = (0..4)
+        .map(|_| ex.submit(crate::pid_of, 0).unwrap().result().unwrap())
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 4);
+    ex.shutdown(true, false).unwrap();
+
+    let e = ProcessPoolExecutor::new(0).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("max_workers"), "{e}");
+    let e = ProcessPoolExecutor::builder()
+        .max_tasks_per_child(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("max_tasks_per_child"), "{e}");
+    let e = ProcessPoolExecutor::builder()
+        .max_tasks_per_child(2)
+        .start_method(mp_process::StartMethod::Fork)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("fork"), "{e}");
+}
