@@ -866,6 +866,17 @@ impl<K: std::hash::Hash + Eq + Clone> OrderedMap<K> {
         self.entries.iter().flatten().map(|(k, v)| (k, v))
     }
 
+    /// Removes the entry inserted last (Python's `popitem`).
+    fn pop_last(&mut self) -> Option<(K, Vec<u8>)> {
+        while let Some(None) = self.entries.last() {
+            self.entries.pop();
+        }
+        let (k, v) = self.entries.pop()??;
+        self.index.remove(&k);
+        self.live -= 1;
+        Some((k, v))
+    }
+
     fn clear(&mut self) {
         *self = OrderedMap {
             entries: Vec::new(),
@@ -900,6 +911,7 @@ fn dict_op(d: &mut OrderedMap<Vec<u8>>, op: Op) -> Option<Response> {
             d.clear();
             Response::Done
         }
+        Op::DictPopItem => Response::Pairs(d.pop_last().into_iter().collect()),
         _ => return None,
     })
 }
@@ -946,6 +958,34 @@ fn list_op(l: &mut Vec<Vec<u8>>, op: Op) -> Option<Result<Response, Failure>> {
         Op::ListSnapshot => Ok(Response::Items(l.clone())),
         Op::ListClear => {
             l.clear();
+            Ok(Response::Done)
+        }
+        Op::ListSlice(start, end) => {
+            // Python clamps slice bounds instead of failing.
+            let len = l.len() as i64;
+            let clamp = |i: i64| (if i < 0 { len + i } else { i }).clamp(0, len) as usize;
+            let (s, e) = (clamp(start), clamp(end));
+            Ok(Response::Items(if s < e {
+                l[s..e].to_vec()
+            } else {
+                Vec::new()
+            }))
+        }
+        Op::ListCount(v) => Ok(Response::Count(l.iter().filter(|x| **x == v).count() as u64)),
+        Op::ListIndex(v) => l
+            .iter()
+            .position(|x| *x == v)
+            .map(|i| Response::Count(i as u64))
+            .ok_or_else(|| Failure::NotFound("item is not in list".into())),
+        Op::ListRemove(v) => match l.iter().position(|x| *x == v) {
+            Some(i) => {
+                l.remove(i);
+                Ok(Response::Done)
+            }
+            None => Err(Failure::NotFound("list.remove(x): x not in list".into())),
+        },
+        Op::ListReverse => {
+            l.reverse();
             Ok(Response::Done)
         }
         _ => return None,

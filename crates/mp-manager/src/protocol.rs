@@ -150,6 +150,8 @@ pub(crate) enum Op {
     DictUpdate(Vec<(Vec<u8>, Vec<u8>)>),
     DictSetDefault(Vec<u8>, Vec<u8>),
     DictClear,
+    /// Removes the entry inserted last.
+    DictPopItem,
     // List.
     ListPush(Vec<u8>),
     ListPop(Option<i64>),
@@ -160,6 +162,15 @@ pub(crate) enum Op {
     ListExtend(Vec<Vec<u8>>),
     ListSnapshot,
     ListClear,
+    /// Items `start..end`, Python's slice with step 1.
+    ListSlice(i64, i64),
+    /// Items equal to this one (by encoding): how many.
+    ListCount(Vec<u8>),
+    /// The first item equal to this one (by encoding): where.
+    ListIndex(Vec<u8>),
+    /// Removes the first item equal to this one (by encoding).
+    ListRemove(Vec<u8>),
+    ListReverse,
     // Namespace.
     AttrGet(String),
     AttrSet(String, Vec<u8>),

@@ -773,10 +773,28 @@ where
     pub fn clear(&self) -> Result<(), Error> {
         done(self.h.quick(Op::DictClear)?)
     }
+
+    /// Removes and returns the entry inserted last (Python's `popitem`);
+    /// an empty dict is [`Error::NotFound`].
+    pub fn popitem(&self) -> Result<(K, V), Error> {
+        match self.h.quick(Op::DictPopItem)? {
+            Response::Pairs(p) => match p.into_iter().next() {
+                Some((k, v)) => Ok((decode(&k)?, decode(&v)?)),
+                None => Err(Error::NotFound("popitem(): dictionary is empty".into())),
+            },
+            r => Err(unexpected(r)),
+        }
+    }
 }
 
 /// A list on the server: Python's `manager.list()`. Indexes may be
 /// negative, counting from the end.
+///
+/// [`count`](ListProxy::count), [`index`](ListProxy::index) and
+/// [`remove`](ListProxy::remove) compare items on the server by their
+/// encoding: equal for values that are equal, except floats (`-0.0` and
+/// `0.0` differ, a NaN equals itself) and maps whose iteration order is
+/// not fixed.
 pub struct ListProxy<T> {
     h: Handle,
     _t: PhantomData<fn() -> (T,)>,
@@ -848,6 +866,37 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// Removes every item.
     pub fn clear(&self) -> Result<(), Error> {
         done(self.h.quick(Op::ListClear)?)
+    }
+
+    /// The items from `start` up to `end` (Python's `l[start:end]`:
+    /// negative bounds count from the end, bounds past it are clamped).
+    pub fn slice(&self, start: i64, end: i64) -> Result<Vec<T>, Error> {
+        match self.h.quick(Op::ListSlice(start, end))? {
+            Response::Items(items) => items.iter().map(|b| decode(b)).collect(),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// How many items equal `item`.
+    pub fn count(&self, item: &T) -> Result<usize, Error> {
+        count(self.h.quick(Op::ListCount(encode(item)?))?)
+    }
+
+    /// Where the first item equal to `item` is; absent is
+    /// [`Error::NotFound`] (Python's `ValueError`).
+    pub fn index(&self, item: &T) -> Result<usize, Error> {
+        count(self.h.quick(Op::ListIndex(encode(item)?))?)
+    }
+
+    /// Removes the first item equal to `item`; absent is
+    /// [`Error::NotFound`].
+    pub fn remove(&self, item: &T) -> Result<(), Error> {
+        done(self.h.quick(Op::ListRemove(encode(item)?))?)
+    }
+
+    /// Reverses the list in place.
+    pub fn reverse(&self) -> Result<(), Error> {
+        done(self.h.quick(Op::ListReverse)?)
     }
 }
 

@@ -215,8 +215,11 @@ fn dicts_lists_namespaces() {
     assert_eq!(d.pop(&"d".into()).unwrap(), 4);
     assert!(matches!(d.pop(&"d".into()), Err(Error::NotFound(_))));
     assert_eq!(d.values().unwrap(), vec![3, 1, 9, 5]);
+    assert_eq!(d.popitem().unwrap(), ("e".to_owned(), 5), "last inserted");
+    assert_eq!(d.popitem().unwrap(), ("c".to_owned(), 9));
     d.clear().unwrap();
     assert!(d.is_empty().unwrap());
+    assert!(matches!(d.popitem(), Err(Error::NotFound(_))));
 
     let l = m.list::<i32>().unwrap();
     l.extend(&[1, 2, 3]).unwrap();
@@ -230,6 +233,19 @@ fn dicts_lists_namespaces() {
     assert_eq!(l.pop().unwrap(), 4);
     assert!(matches!(l.get(10), Err(Error::NotFound(_))));
     assert_eq!(l.len().unwrap(), 4);
+    // [1, 2, 3, 8]
+    l.extend(&[2, 7]).unwrap();
+    assert_eq!(l.slice(1, 3).unwrap(), vec![2, 3]);
+    assert_eq!(l.slice(-2, 100).unwrap(), vec![2, 7]);
+    assert_eq!(l.slice(4, 1).unwrap(), Vec::<i32>::new());
+    assert_eq!(l.count(&2).unwrap(), 2);
+    assert_eq!(l.count(&5).unwrap(), 0);
+    assert_eq!(l.index(&3).unwrap(), 2);
+    assert!(matches!(l.index(&5), Err(Error::NotFound(_))));
+    l.remove(&2).unwrap();
+    assert!(matches!(l.remove(&5), Err(Error::NotFound(_))));
+    l.reverse().unwrap();
+    assert_eq!(l.snapshot().unwrap(), vec![7, 2, 8, 3, 1]);
 
     let ns = m.namespace().unwrap();
     ns.set("name", &"Bob").unwrap();

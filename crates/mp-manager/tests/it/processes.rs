@@ -121,6 +121,9 @@ enum Step {
     Remove(u8),
     Push(i32),
     Pop,
+    RemoveItem(i32),
+    Reverse,
+    Count(i32),
 }
 
 /// A key of the shared dict: (process, key).
@@ -158,6 +161,21 @@ fn run_steps(args: (DictProxy<Key, i32>, ListProxy<i32>, u8, Vec<Step>)) -> Mode
                 let got = list.pop().ok();
                 assert_eq!(got, lmodel.pop());
             }
+            Step::RemoveItem(v) => {
+                let pos = lmodel.iter().position(|x| *x == v);
+                assert_eq!(list.remove(&v).is_ok(), pos.is_some());
+                if let Some(i) = pos {
+                    lmodel.remove(i);
+                }
+            }
+            Step::Reverse => {
+                list.reverse().unwrap();
+                lmodel.reverse();
+            }
+            Step::Count(v) => {
+                let n = lmodel.iter().filter(|x| **x == v).count();
+                assert_eq!(list.count(&v).unwrap(), n);
+            }
         }
     }
     (model, lmodel)
@@ -167,8 +185,11 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (0u8..8, any::<i32>()).prop_map(|(k, v)| Step::Insert(k, v)),
         (0u8..8).prop_map(Step::Remove),
-        any::<i32>().prop_map(Step::Push),
+        (0i32..4).prop_map(Step::Push),
         Just(Step::Pop),
+        (0i32..4).prop_map(Step::RemoveItem),
+        Just(Step::Reverse),
+        (0i32..4).prop_map(Step::Count),
     ]
 }
 
