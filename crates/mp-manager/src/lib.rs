@@ -66,6 +66,15 @@
 //! of stream); a call never waits longer than its own timeout plus a margin
 //! while the server lives, and at most two minutes for calls that do not
 //! wait by design.
+//!
+//! # Lifetime of shared objects
+//!
+//! An object lives on the server until the manager shuts down, however
+//! many proxies of it remain: proxies travel to other processes by value,
+//! and no process can know when the last one is gone without a reference
+//! count kept across processes (CPython keeps one, with a round trip per
+//! proxy made or dropped). A program that makes many short-lived objects
+//! should reuse them, or use a manager per batch of work.
 
 #![forbid(unsafe_code)]
 // Lifting `forbid(unsafe_code)` needs a measured reason: the server and the
