@@ -138,6 +138,7 @@ pub(crate) fn become_child(info: ChildInfo, lifeline: Option<OwnedFd>) {
     if let Some(m) = crate::StartMethod::from_u8(info.method) {
         crate::force_start_method(m);
     }
+    sys::watch_parent(info.parent_pid);
     sys::set_current_identity(info);
 }
 

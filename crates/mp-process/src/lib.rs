@@ -336,9 +336,10 @@ impl ParentProcess {
         self.pid
     }
 
-    /// Whether the parent still runs.
+    /// Whether the parent still runs: false from the moment it ends, even
+    /// before it is reaped (the child watches it through a pidfd).
     pub fn is_alive(&self) -> bool {
-        sys::pid_exists(self.pid)
+        sys::parent_alive(self.pid)
     }
 }
 

@@ -69,6 +69,44 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Watches the parent of this process by a pidfd held for the process's
+/// life: `-1` none (no parent to watch, or no pidfds), `-2` the parent was
+/// gone when the child started, else the descriptor. Set anew in each
+/// child, since a forked child inherits its parent's.
+static PARENT_PIDFD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Starts watching `pid`, this child's parent (see [`parent_alive`]).
+pub(crate) fn watch_parent(pid: u32) {
+    let fd = match pidfd_open(pid) {
+        Ok(fd) => std::os::fd::IntoRawFd::into_raw_fd(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => -2,
+        Err(_) => -1,
+    };
+    let old = PARENT_PIDFD.swap(fd, std::sync::atomic::Ordering::AcqRel);
+    if old >= 0 {
+        // SAFETY: `old` was the inherited copy of a pidfd this module
+        // opened and owns; it is closed once, here.
+        drop(unsafe { OwnedFd::from_raw_fd(old) });
+    }
+}
+
+/// Whether this child's parent (`pid`) still runs. A pidfd tells even
+/// while the parent is a zombie, and cannot be fooled by a reused pid;
+/// without one, whether the pid exists.
+pub(crate) fn parent_alive(pid: u32) -> bool {
+    match PARENT_PIDFD.load(std::sync::atomic::Ordering::Acquire) {
+        -2 => false,
+        -1 => pid_exists(pid),
+        fd => {
+            // SAFETY: the descriptor stays open for the life of the
+            // process once set (only a new child, single-threaded at its
+            // start, replaces it).
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            !poll_read(&[fd], Some(Duration::ZERO)).is_ok_and(|r| r[0])
+        }
+    }
+}
+
 /// Reaps `pid` if it has exited (`block == false`), or waits for it to exit.
 /// Returns the raw wait status, or `None` when it is still running.
 pub(crate) fn waitpid(pid: u32, block: bool) -> io::Result<Option<i32>> {

@@ -109,3 +109,50 @@ fn a_child_reports_the_method_that_started_it() {
         assert_eq!(forced, "fork", "{m:?}");
     }
 }
+
+/// The grandchild: says it is up, then reports when its parent ends.
+fn watch_parent(out: mp_process::SharedFd) {
+    use std::io::Write;
+    let mut out = std::os::unix::net::UnixStream::from(out.into_inner());
+    let parent = parent_process().expect("a child has a parent");
+    out.write_all(b"up\n").unwrap();
+    let give_up = std::time::Instant::now() + Duration::from_secs(20);
+    while parent.is_alive() && std::time::Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = out.write_all(if parent.is_alive() {
+        b"alive\n"
+    } else {
+        b"dead\n"
+    });
+}
+
+/// The child: starts the grandchild (not a daemon, so it outlives this
+/// one), then waits to be terminated.
+fn start_watcher(out: mp_process::SharedFd) {
+    let mut g = Process::new(watch_parent, out);
+    g.start().unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+/// A grandchild sees its parent end the moment it is terminated, before
+/// anybody reaps it (Python's `parent_process().is_alive()`).
+#[test]
+fn a_grandchild_sees_its_parent_end_before_it_is_reaped() {
+    use std::io::BufRead;
+    let _g = shared();
+    for m in METHODS {
+        let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        mine.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut lines = std::io::BufReader::new(mine).lines();
+        let mut c =
+            Process::new(start_watcher, mp_process::SharedFd::new(theirs.into())).start_method(m);
+        c.start().unwrap();
+        assert_eq!(lines.next().unwrap().unwrap(), "up", "{m:?}");
+        c.terminate().unwrap();
+        // Not joined yet: the child is a zombie until then.
+        assert_eq!(lines.next().unwrap().unwrap(), "dead", "{m:?}");
+        let _ = c.join();
+    }
+}
