@@ -621,23 +621,92 @@ impl<'de> Deserialize<'de> for Connection {
     }
 }
 
-/// Waits until at least one of `conns` has a message or end of stream to
-/// receive, or `timeout` passes (`None`: forever), and returns the indices
-/// of the ready ones (empty after a timeout), like Python's
-/// `multiprocessing.connection.wait`. A closed connection is an error.
-pub fn wait(conns: &[&Connection], timeout: Option<Duration>) -> Result<Vec<usize>, Error> {
-    let ready: Vec<usize> = conns
+/// What [`wait`] can wait for: a [`Connection`] (a message or end of
+/// stream to receive), a process's sentinel
+/// (`mp_process::Process::sentinel`, an [`OwnedFd`]: the process ended),
+/// or any socket or descriptor (readable, or hung up).
+pub trait Waitable {
+    /// Ready without waiting: a message already buffered in this process.
+    fn ready_now(&self) -> bool {
+        false
+    }
+
+    /// The descriptor that becomes readable when this is ready.
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>, Error>;
+}
+
+impl Waitable for Connection {
+    fn ready_now(&self) -> bool {
+        self.has_buffered()
+    }
+
+    fn ready_fd(&self) -> Result<BorrowedFd<'_>, Error> {
+        self.fd()
+    }
+}
+
+/// Descriptors, sockets and sentinels: ready when readable or hung up.
+macro_rules! waitable_fd {
+    ($($t:ty),*) => {$(
+        impl Waitable for $t {
+            fn ready_fd(&self) -> Result<BorrowedFd<'_>, Error> {
+                Ok(self.as_fd())
+            }
+        }
+    )*};
+}
+
+waitable_fd!(
+    OwnedFd,
+    BorrowedFd<'_>,
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixListener,
+    std::net::TcpStream,
+    std::net::TcpListener
+);
+
+/// Waits until at least one of `objects` is ready, or `timeout` passes
+/// (`None`: forever), and returns the indices of the ready ones (empty
+/// after a timeout), like Python's `multiprocessing.connection.wait`.
+/// A closed connection is an error.
+///
+/// For connections alone, pass `&[&a, &b]`; to mix kinds, a slice of
+/// `&dyn Waitable`:
+///
+/// ```
+/// use mp_ipc::{Waitable, pipe, wait};
+/// use mp_process::Process;
+/// use std::time::Duration;
+///
+/// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+///
+/// let (a, mut b) = pipe(true)?;
+/// let mut p = Process::new(nap, 10);
+/// p.start()?;
+/// let sentinel = p.sentinel()?;
+/// let ready = wait(&[&a as &dyn Waitable, &sentinel], Some(Duration::from_secs(10)))?;
+/// assert_eq!(ready, [1]); // the process ended; nothing came on `a`
+/// b.send(&1u8)?;
+/// assert_eq!(wait(&[&a], None)?, [0]);
+/// p.join()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn wait<W: Waitable + ?Sized>(
+    objects: &[&W],
+    timeout: Option<Duration>,
+) -> Result<Vec<usize>, Error> {
+    let ready: Vec<usize> = objects
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.has_buffered())
+        .filter(|(_, c)| c.ready_now())
         .map(|(i, _)| i)
         .collect();
     if !ready.is_empty() {
         return Ok(ready);
     }
-    let fds = conns
+    let fds = objects
         .iter()
-        .map(|c| c.fd())
+        .map(|c| c.ready_fd())
         .collect::<Result<Vec<_>, _>>()?;
     let deadline = timeout.map(|t| sock::deadline(t).unwrap_or_else(far_future));
     Ok(sock::wait_any(&fds, deadline)?)

@@ -95,7 +95,7 @@ mod listener;
 mod queue;
 mod sock;
 
-pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, pipe, wait};
+pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Waitable, pipe, wait};
 pub use error::{Error, GetError, PutError, TaskDoneError, Timeout};
 pub use listener::{Address, Client, HANDSHAKE_TIMEOUT, Listener};
 pub use queue::{INLINE_LIMIT_MAX, INLINE_LIMIT_MIN, JoinableQueue, Queue, SimpleQueue};

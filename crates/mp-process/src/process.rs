@@ -478,6 +478,27 @@ where
             && self.inner().is_some_and(|i| i.try_status().is_none())
     }
 
+    /// A descriptor that becomes readable when the child ends, and stays
+    /// so: Python's `sentinel`, for `mp_ipc::wait` beside connections, or
+    /// for `poll`. Each call makes a new descriptor. Before `start`, an
+    /// [`ErrorKind::NotStarted`] error.
+    ///
+    /// ```
+    /// use mp_process::Process;
+    ///
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    ///
+    /// let mut p = Process::new(nap, 10);
+    /// p.start()?;
+    /// let sentinel = p.sentinel()?; // for mp_ipc::wait, or poll(2)
+    /// p.join()?;
+    /// drop(sentinel);
+    /// # Ok::<(), mp_process::Error>(())
+    /// ```
+    pub fn sentinel(&self) -> Result<OwnedFd, Error> {
+        self.started()?.sentinel()
+    }
+
     /// Python's `exitcode`: `None` while running (or before start), else the
     /// exit code, or minus the signal number that killed the child.
     pub fn exitcode(&self) -> Option<i32> {
@@ -677,6 +698,22 @@ impl Inner {
     fn try_status(&self) -> Option<ExitStatus> {
         let mut g = self.wait.try_lock().ok()?;
         g.poll(Some(Instant::now())).ok().flatten()
+    }
+
+    fn sentinel(&self) -> Result<OwnedFd, Error> {
+        let io = |e| Error::io("cannot make the process's sentinel", e);
+        // The lock keeps a direct child from being reaped (and its pid
+        // reused) while its pidfd is made.
+        let g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
+        if g.status.is_some() {
+            // Ended: a pipe without a writer, readable (end of file) at once.
+            let (reader, _writer) = std::io::pipe().map_err(io)?;
+            return Ok(reader.into());
+        }
+        match &g.how {
+            WaitHow::Direct { pidfd: Some(fd) } => fd.try_clone().map_err(io),
+            _ => sys::pidfd_open(self.pid).map_err(io),
+        }
     }
 
     /// Waits until `deadline` for the child to end; `Ok(None)` on timeout.

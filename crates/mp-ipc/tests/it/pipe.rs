@@ -297,3 +297,38 @@ fn a_thousand_pipes_and_queues_leave_the_fd_count_unchanged() {
     let (before, after) = p.join().unwrap();
     assert_eq!(before, after);
 }
+
+fn nap(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// `wait` takes process sentinels beside connections and sockets: each
+/// becomes ready when its process ends, in the order they end, and stays
+/// ready, under every start method.
+#[test]
+fn wait_takes_process_sentinels_connections_and_sockets() {
+    use mp_ipc::Waitable;
+    for m in METHODS {
+        let mut early = Process::new(nap, 20).start_method(m);
+        let mut late = Process::new(nap, 1500).start_method(m);
+        assert!(early.sentinel().is_err(), "{m:?}: not started yet");
+        early.start().unwrap();
+        late.start().unwrap();
+        let (a, _b) = pipe(true).unwrap();
+        let (s1, mut s2) = std::os::unix::net::UnixStream::pair().unwrap();
+        let se = early.sentinel().unwrap();
+        let sl = late.sentinel().unwrap();
+        let objs: [&dyn Waitable; 4] = [&a, &s1, &se, &sl];
+        assert_eq!(wait(&objs, Some(GENEROUS)).unwrap(), [2], "{m:?}");
+        // The early one stays ready; a socket with bytes is ready too.
+        std::io::Write::write_all(&mut s2, b"x").unwrap();
+        assert_eq!(wait(&objs, Some(GENEROUS)).unwrap(), [1, 2], "{m:?}");
+        let objs: [&dyn Waitable; 2] = [&a, &sl];
+        assert_eq!(wait(&objs, Some(GENEROUS)).unwrap(), [1], "{m:?}");
+        early.join().unwrap();
+        late.join().unwrap();
+        // After the join: a sentinel made now is ready at once.
+        let after = late.sentinel().unwrap();
+        assert_eq!(wait(&[&after], Some(Duration::ZERO)).unwrap(), [0], "{m:?}");
+    }
+}
