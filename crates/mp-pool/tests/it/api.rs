@@ -356,3 +356,61 @@ fn the_thread_pool_has_the_same_api() {
     run(&Pool::new(2).unwrap());
     run(&ThreadPool::new(2).unwrap());
 }
+
+fn my_name(_: ()) -> String {
+    mp_process::current_process().name().to_string()
+}
+
+/// Workers are named as CPython names them: `<Method>PoolWorker-<n>`.
+#[test]
+fn workers_are_named_after_their_start_method() {
+    let _g = shared();
+    for (m, prefix) in [
+        (mp_process::StartMethod::Fork, "ForkPoolWorker-"),
+        (mp_process::StartMethod::Spawn, "SpawnPoolWorker-"),
+        (mp_process::StartMethod::ForkServer, "ForkServerPoolWorker-"),
+    ] {
+        let pool = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .build()
+            .unwrap();
+        let name = pool.apply(my_name, ()).unwrap();
+        assert!(name.starts_with(prefix), "{m:?}: {name}");
+        assert!(name[prefix.len()..].parse::<u64>().is_ok(), "{name}");
+    }
+}
+
+/// A result whose serialization fails.
+struct Unsendable;
+
+impl serde::Serialize for Unsendable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value stays here"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unsendable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unsendable)
+    }
+}
+
+fn unsendable(_: u32) -> Unsendable {
+    Unsendable
+}
+
+/// A result that cannot be serialized fails its task with a
+/// serialization error, again and again, and costs no worker.
+#[test]
+fn results_that_fail_to_serialize_fail_their_task_only() {
+    let _g = shared();
+    let pool = Pool::new(1).unwrap();
+    let pid = pool.apply(crate::pid_of, 0).unwrap();
+    for i in 0..20 {
+        let e = pool.apply(unsendable, i).map(|_| ()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Serialization, "{e}");
+        assert!(e.to_string().contains("cannot encode the result"), "{e}");
+    }
+    assert_eq!(pool.apply(crate::pid_of, 0).unwrap(), pid, "same worker");
+}

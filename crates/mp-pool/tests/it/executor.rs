@@ -203,3 +203,68 @@ fn max_tasks_per_child_recycles_and_bad_settings_are_named() {
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.to_string().contains("fork"), "{e}");
 }
+
+/// An idle worker that dies breaks the executor too, as in CPython.
+#[test]
+fn an_idle_worker_that_dies_breaks_the_executor() {
+    let _g = shared();
+    let ex = ProcessPoolExecutor::new(2).unwrap();
+    let pid = ex.submit(sleep_then_pid, 0).unwrap().result().unwrap();
+    kill(pid, libc::SIGKILL);
+    let give_up = Instant::now() + SOON;
+    let e = loop {
+        match ex.submit(inc, 1) {
+            Err(e) => break e,
+            Ok(f) => {
+                // Submitted before the death was noticed: it fails or
+                // succeeds, but never hangs.
+                let _ = f.result_timeout(SOON);
+            }
+        }
+        assert!(Instant::now() < give_up, "the death was never noticed");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(e.kind(), ErrorKind::Broken, "{e}");
+    assert_eq!(e.exitcode(), Some(-libc::SIGKILL));
+}
+
+/// `shutdown(wait = false)` returns at once; the futures still complete,
+/// and new work is refused.
+#[test]
+fn shutdown_without_waiting_returns_at_once_and_futures_complete() {
+    let _g = shared();
+    let ex = ProcessPoolExecutor::new(2).unwrap();
+    let f = ex.submit(sleep_ms, 300).unwrap();
+    let start = Instant::now();
+    ex.shutdown(false, false).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(250),
+        "shutdown waited"
+    );
+    assert_eq!(ex.submit(inc, 1).unwrap_err().kind(), ErrorKind::NotRunning);
+    assert_eq!(f.result_timeout(SOON).unwrap(), 300);
+}
+
+fn failing_init(_: ()) {
+    panic!("no setup today");
+}
+
+/// A failing initializer breaks the executor once: every future fails
+/// with the initializer's error, and no worker is respawned for ever.
+#[test]
+fn a_failing_initializer_fails_every_future() {
+    let _g = shared();
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .initializer(failing_init, ())
+        .build()
+        .unwrap();
+    let fs: Vec<_> = (0..3).filter_map(|i| ex.submit(inc, i).ok()).collect();
+    for f in &fs {
+        let e = f.result_timeout(SOON).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Initializer, "{e}");
+        assert!(e.to_string().contains("no setup today"), "{e}");
+    }
+    let e = ex.submit(inc, 1).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Initializer, "{e}");
+}
