@@ -334,3 +334,90 @@ fn a_killed_fork_server_is_replaced() {
     assert_ne!(replacement, server);
     assert!(zombie_count() <= zombies, "the dead server was not reaped");
 }
+
+/// Starts a sleeping daemon, reports its pid through `out`, then sleeps
+/// until killed.
+fn start_daemon_and_wait(out: mp_process::SharedFd) {
+    use std::io::Write;
+    let mut p = Process::new(sleep_ms, 60_000).daemon(true);
+    p.start().unwrap();
+    let mut out = std::os::unix::net::UnixStream::from(out.into_inner());
+    writeln!(out, "{}", p.pid().unwrap()).unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// A parent killed by SIGKILL (no destructor, no exit handler) still takes
+/// its daemon children with it.
+#[test]
+fn daemons_die_with_a_parent_killed_by_sigkill() {
+    use std::io::BufRead;
+    let _g = shared();
+    for m in METHODS {
+        let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        mine.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut p = Process::new(
+            start_daemon_and_wait,
+            mp_process::SharedFd::new(theirs.into()),
+        )
+        .start_method(m);
+        p.start().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(mine).read_line(&mut line).unwrap();
+        let daemon: u32 = line.trim().parse().unwrap();
+        p.kill().unwrap();
+        let _ = p.join();
+        let t = Instant::now();
+        while running(daemon) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{m}: daemon {daemon} outlived its killed parent"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn child_daemon_default(_: ()) -> (bool, bool) {
+    let default = Process::new(noop, ()).is_daemon();
+    let chosen = Process::new(noop, ()).daemon(false).is_daemon();
+    (default, chosen)
+}
+
+/// A process's `daemon` flag defaults to its creator's, as in Python.
+#[test]
+fn the_daemon_flag_defaults_to_the_creators() {
+    let _g = shared();
+    assert!(!Process::new(noop, ()).is_daemon());
+    for daemon in [false, true] {
+        let mut p = Process::new(child_daemon_default, ()).daemon(daemon);
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), (daemon, false));
+    }
+}
+
+/// A hundred children started at once all exit 0; a hundred sleeping ones
+/// terminated all report SIGTERM.
+#[test]
+fn a_hundred_children_at_once() {
+    let _g = shared();
+    let mut ps: Vec<Process<()>> = (0..100).map(|_| Process::new(noop, ())).collect();
+    for p in &mut ps {
+        p.start().unwrap();
+    }
+    for p in &mut ps {
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+    }
+    let mut ps: Vec<Process<u64>> = (0..100).map(|_| Process::new(sleep_ms, 60_000)).collect();
+    for p in &mut ps {
+        p.start().unwrap();
+    }
+    for p in &ps {
+        p.terminate().unwrap();
+    }
+    for p in &mut ps {
+        let _ = p.join();
+        assert_eq!(p.exitcode(), Some(-libc::SIGTERM));
+    }
+}
