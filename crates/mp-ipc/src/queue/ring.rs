@@ -3,16 +3,20 @@
 //!
 //! Layout of the block (offsets in bytes):
 //!
-//! - `0`: `tail`, the position after the last committed record. Read and
-//!   written only under the producer lock; written after the record, so a
-//!   producer that dies half-way leaves the record uncommitted (the next
-//!   producer overwrites it).
+//! - `0`: `tail`, the position after the last committed record. Written
+//!   only under the producer lock, after the record (so a producer that
+//!   dies half-way leaves the record uncommitted, and the next producer
+//!   overwrites it); consumers read it, without the lock, to learn that
+//!   records are there.
 //! - `8`: `next_seq`, the sequence number the next socket message gets
 //!   (producer lock). Advanced before the send, so numbers never repeat,
 //!   also after a producer died between the two.
 //! - `64`: `taking`, the position a consumer is reading, or [`NONE`]
 //!   (consumer lock). Tells the next consumer what a consumer that died
 //!   holding the lock had done.
+//! - `128`: `sleepers`, how many consumers sleep (or are about to) waiting
+//!   for a record; `136`: the `bell` they sleep on (a 32-bit futex word),
+//!   which a producer rings after a commit when `sleepers` is not 0.
 //! - [`DATA`]..: the ring, [`CAP`] bytes. Positions grow for ever (u64);
 //!   a position's offset is `position % CAP`. A record may wrap around the
 //!   end.
@@ -34,11 +38,13 @@ use serde::{Deserialize, Serialize};
 /// the ring fills, so an idle queue costs little memory.
 pub(super) const CAP: usize = 1 << 20;
 /// Where the ring starts in the block.
-const DATA: usize = 128;
+const DATA: usize = 192;
 /// Offsets of the header fields; see the module docs.
 const TAIL: usize = 0;
 const NEXT_SEQ: usize = 8;
 const TAKING: usize = 64;
+const SLEEPERS: usize = 128;
+const BELL: usize = 136;
 /// `taking` when no consumer is reading.
 pub(super) const NONE: u64 = u64::MAX;
 
@@ -103,12 +109,30 @@ impl Ring {
         self.block.write_at(at, &v.to_le_bytes()).map_err(shm_io)
     }
 
+    /// `tail` as a shared atomic: stored by a producer (`SeqCst`, see
+    /// `Core::wake_consumers`), loaded by consumers.
+    pub(super) fn tail_word(&self) -> std::io::Result<&std::sync::atomic::AtomicU64> {
+        self.block.atomic_u64_at(TAIL).map_err(shm_io)
+    }
+
     pub(super) fn tail(&self) -> std::io::Result<u64> {
-        self.get_u64(TAIL)
+        Ok(self.tail_word()?.load(std::sync::atomic::Ordering::Acquire))
     }
 
     pub(super) fn set_tail(&self, v: u64) -> std::io::Result<()> {
-        self.set_u64(TAIL, v)
+        self.tail_word()?
+            .store(v, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// How many consumers sleep on the bell.
+    pub(super) fn sleepers(&self) -> std::io::Result<&std::sync::atomic::AtomicU64> {
+        self.block.atomic_u64_at(SLEEPERS).map_err(shm_io)
+    }
+
+    /// The futex word consumers sleep on.
+    pub(super) fn bell(&self) -> std::io::Result<&std::sync::atomic::AtomicU32> {
+        self.block.atomic_u32_at(BELL).map_err(shm_io)
     }
 
     /// Takes the next socket sequence number (producer lock held).

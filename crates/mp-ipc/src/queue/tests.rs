@@ -59,7 +59,7 @@ fn a_producer_dying_mid_put_loses_and_blocks_nothing() {
 /// How far a dying consumer gets.
 #[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
 enum Stage {
-    /// Holds a unit and the lock, has read nothing.
+    /// Holds the lock, has read nothing.
     Locked,
     /// Has also received the record's socket message.
     Received,
@@ -69,7 +69,6 @@ enum Stage {
 
 fn die_mid_get((q, stage): (Queue<ByteBuf>, Stage)) {
     let core = &q.h.core;
-    assert!(core.items.acquire_timeout(GENEROUS));
     let guard = core.ring.consumer.lock().expect("no owner died yet");
     let head = core.ring.head.load(Ordering::Relaxed);
     core.ring.set_taking(head).unwrap();
@@ -138,4 +137,36 @@ fn records_wrap_around_the_ring_end() {
         n += 1;
     }
     assert!(q.h.core.ring.head.load(Ordering::Relaxed) > 5 * CAP as u64);
+}
+
+fn put_later((q, n): (Queue<ByteBuf>, u8)) {
+    std::thread::sleep(Duration::from_millis(300));
+    for tag in 0..n {
+        q.put(item(tag, 8)).unwrap();
+    }
+}
+
+/// Consumers that have gone to sleep on the bell (past their polling) are
+/// woken by puts from another process, every one of them, and `sleepers`
+/// comes back to 0.
+#[test]
+fn sleeping_consumers_are_woken_by_puts() {
+    let q: Queue<ByteBuf> = Queue::new().unwrap();
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || q.get_timeout(GENEROUS))
+        })
+        .collect();
+    let mut p = Process::new(put_later, (q.clone(), 3));
+    p.start().unwrap();
+    let mut got: Vec<u8> = consumers
+        .into_iter()
+        .map(|c| c.join().unwrap().expect("woken with an item")[0])
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [0, 1, 2]);
+    p.join().unwrap();
+    let sleepers = q.h.core.ring.sleepers().unwrap();
+    assert_eq!(sleepers.load(Ordering::SeqCst), 0);
 }
