@@ -58,6 +58,23 @@ pub(crate) struct Config {
     pub(crate) break_on_death: bool,
 }
 
+impl Config {
+    /// Refuses zero processes and zero tasks per child, naming the
+    /// settings as the caller's API does (`processes` and
+    /// `maxtasksperchild` for `Pool`, `max_workers` and
+    /// `max_tasks_per_child` for the executor).
+    pub(crate) fn check(&self, processes: &str, max_tasks: &str) -> Result<(), Error> {
+        let bad = |what: String| Err(Error::new(ErrorKind::InvalidArgument, what));
+        if self.processes == 0 {
+            return bad(format!("{processes} must be greater than 0"));
+        }
+        if self.max_tasks == Some(0) {
+            return bad(format!("{max_tasks} must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// The initializer: its function, its encoded argument and the
 /// descriptors of the `SharedFd`s in it, which each worker gets a copy of.
 #[derive(Clone)]
@@ -253,20 +270,9 @@ fn deliver(done: Done) {
 
 impl Engine {
     /// Starts the supervisor, which starts the workers; fails if any fails
-    /// to start (the others are killed).
+    /// to start (the others are killed). `config` has passed
+    /// [`Config::check`].
     pub(crate) fn start(config: Config) -> Result<Engine, Error> {
-        if config.processes == 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "number of processes must be at least 1",
-            ));
-        }
-        if config.max_tasks == Some(0) {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "maxtasksperchild must be at least 1",
-            ));
-        }
         let callbacks = CallbackThread::start()?;
         let (sup_tx, sup_rx) = mpsc::channel();
         let shared = Arc::new(Shared {

@@ -174,18 +174,7 @@ impl ExecutorBuilder {
     /// be forked from a process whose pool threads may hold locks.
     pub fn build(self) -> Result<ProcessPoolExecutor, Error> {
         let config = self.inner.config(true)?;
-        if config.processes == 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "max_workers must be greater than 0",
-            ));
-        }
-        if config.max_tasks == Some(0) {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "max_tasks_per_child must be at least 1",
-            ));
-        }
+        config.check("max_workers", "max_tasks_per_child")?;
         let method = config.method.unwrap_or_else(mp_process::get_start_method);
         if config.max_tasks.is_some() && method == StartMethod::Fork {
             return Err(Error::new(

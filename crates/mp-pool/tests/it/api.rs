@@ -22,11 +22,7 @@ fn add(xy: (i64, i64)) -> i64 {
 fn apply_and_apply_async_give_the_article_results() {
     let _g = shared();
     for m in METHODS {
-        let pool = Pool::builder()
-            .processes(2)
-            .start_method(m)
-            .build()
-            .unwrap();
+        let pool = crate::pool_with(m);
         let r1 = pool.apply_async(task, 10_000).unwrap();
         let r2 = pool.apply_async(task, 20_000).unwrap();
         assert_eq!(pool.apply(task, 4).unwrap(), 6, "{m}");

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mp_pool::{ErrorKind, Pool};
-use mp_process::StartMethod;
 
 use crate::{
-    METHODS, SOON, boom, children, exclusive, inc, kill, shared, sleep_ms, sleep_then_pid,
+    METHODS, SOON, boom, children, exclusive, inc, kill, pool_with, shared, sleep_ms,
+    sleep_then_pid,
 };
 
 /// Runs for a long time, after reporting its pid through the result of a
@@ -45,15 +45,6 @@ fn wait_for_pid(path: &str) -> u32 {
         assert!(Instant::now() < give_up, "the task never started");
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-/// A pool of two workers started by `m`.
-fn pool_with(m: StartMethod) -> Pool {
-    Pool::builder()
-        .processes(2)
-        .start_method(m)
-        .build()
-        .unwrap()
 }
 
 #[test]

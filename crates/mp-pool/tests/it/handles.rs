@@ -29,11 +29,7 @@ fn drain(q: &Queue<i64>, n: usize) -> Vec<i64> {
 fn tasks_take_queues_and_shared_values_under_every_method() {
     let _g = shared();
     for m in METHODS {
-        let pool = Pool::builder()
-            .processes(2)
-            .start_method(m)
-            .build()
-            .unwrap();
+        let pool = crate::pool_with(m);
         let q: Queue<i64> = Queue::new().unwrap();
         let v = Value::new(0i64).unwrap();
         let rs: Vec<_> = (0..10)

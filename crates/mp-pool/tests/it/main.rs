@@ -19,6 +19,15 @@ pub(crate) use mp_test_helpers::{METHODS, children, exclusive, fd_count, kill, s
 /// A generous bound for things that must happen "within about a second".
 pub(crate) const SOON: Duration = Duration::from_secs(10);
 
+/// A pool of two workers started by `m`.
+pub(crate) fn pool_with(m: mp_process::StartMethod) -> mp_pool::Pool {
+    mp_pool::Pool::builder()
+        .processes(2)
+        .start_method(m)
+        .build()
+        .unwrap()
+}
+
 /// Task helpers shared by the test modules.
 pub(crate) fn inc(x: i64) -> i64 {
     x + 1
