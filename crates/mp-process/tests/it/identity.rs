@@ -139,15 +139,10 @@ fn start_watcher(out: mp_process::SharedFd) {
 /// anybody reaps it (Python's `parent_process().is_alive()`).
 #[test]
 fn a_grandchild_sees_its_parent_end_before_it_is_reaped() {
-    use std::io::BufRead;
     let _g = shared();
     for m in METHODS {
-        let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        mine.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut lines = std::io::BufReader::new(mine).lines();
-        let mut c =
-            Process::new(start_watcher, mp_process::SharedFd::new(theirs.into())).start_method(m);
+        let (mut lines, theirs) = crate::lines_from_child();
+        let mut c = Process::new(start_watcher, theirs).start_method(m);
         c.start().unwrap();
         assert_eq!(lines.next().unwrap().unwrap(), "up", "{m:?}");
         c.terminate().unwrap();

@@ -350,21 +350,12 @@ fn start_daemon_and_wait(out: mp_process::SharedFd) {
 /// its daemon children with it.
 #[test]
 fn daemons_die_with_a_parent_killed_by_sigkill() {
-    use std::io::BufRead;
     let _g = shared();
     for m in METHODS {
-        let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-        mine.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut p = Process::new(
-            start_daemon_and_wait,
-            mp_process::SharedFd::new(theirs.into()),
-        )
-        .start_method(m);
+        let (mut lines, theirs) = crate::lines_from_child();
+        let mut p = Process::new(start_daemon_and_wait, theirs).start_method(m);
         p.start().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(mine).read_line(&mut line).unwrap();
-        let daemon: u32 = line.trim().parse().unwrap();
+        let daemon: u32 = lines.next().unwrap().unwrap().trim().parse().unwrap();
         p.kill().unwrap();
         let _ = p.join();
         let t = Instant::now();
