@@ -56,6 +56,10 @@ pub(crate) struct Config {
     pub(crate) method: Option<StartMethod>,
     /// Executor semantics: a dead worker breaks the pool.
     pub(crate) break_on_death: bool,
+    /// Workers start when there is work for them and none is idle, up to
+    /// `processes` (the executor, as CPython's since 3.9); otherwise all
+    /// start with the pool (`Pool`, as CPython's).
+    pub(crate) on_demand: bool,
 }
 
 impl Config {
@@ -140,9 +144,16 @@ struct Slot {
     avg_ns: Option<f64>,
     assigned: u64,
     accepting: bool,
+    /// The supervisor was asked to start a worker here (on demand).
+    spawning: bool,
 }
 
 impl Slot {
+    /// No worker here, and none on its way.
+    fn vacant(&self) -> bool {
+        !self.accepting && self.outbox.is_none() && !self.spawning
+    }
+
     fn cap(&self) -> usize {
         match self.avg_ns {
             None => 2,
@@ -239,7 +250,12 @@ impl Outbox {
 }
 
 enum SupMsg {
-    Exited { slot: usize, generation: u64 },
+    Exited {
+        slot: usize,
+        generation: u64,
+    },
+    /// Start a worker in this vacant slot (on demand).
+    Grow(usize),
     Wake,
     Terminate,
 }
@@ -507,12 +523,17 @@ impl Shared {
         // thread's time).
         let mut frames: Vec<Vec<u8>> = Vec::new();
         let idle: Vec<bool> = workers.iter().map(|w| w.outstanding.is_empty()).collect();
+        // Starting on demand, and not every worker is up: only an idle
+        // worker takes a task, the others' run-ahead would leave the new
+        // ones without work.
+        let only_idle = self.config.on_demand && workers.iter().any(|w| !w.accepting);
         while let Some(task) = queue.front() {
             let size = task.args.len();
             let best = workers
                 .iter()
                 .enumerate()
                 .filter(|(_, w)| w.can_take(size, max_tasks))
+                .filter(|(_, w)| !only_idle || w.outstanding.is_empty())
                 .min_by_key(|(_, w)| w.outstanding.len())
                 .map(|(i, _)| i);
             let Some(i) = best else { break };
@@ -562,6 +583,20 @@ impl Shared {
             w.out_bytes += size;
             w.assigned += 1;
             w.outstanding.push_back(task);
+        }
+        if self.config.on_demand && !queue.is_empty() {
+            // As many new workers as tasks wait, beyond those coming.
+            let mut coming = workers.iter().filter(|w| w.spawning).count();
+            for (slot, w) in workers.iter_mut().enumerate() {
+                if coming >= queue.len() {
+                    break;
+                }
+                if w.vacant() {
+                    w.spawning = true;
+                    coming += 1;
+                    let _ = lock(&self.sup_tx).send(SupMsg::Grow(slot));
+                }
+            }
         }
         for ((w, mut bytes), urgent) in workers.iter().zip(frames).zip(idle) {
             if bytes.is_empty() {
@@ -677,6 +712,9 @@ impl Supervisor {
             next_gen: 1,
         };
         for slot in 0..n {
+            if sup.shared.config.on_demand {
+                break;
+            }
             if let Err(e) = sup.spawn(slot) {
                 sup.kill_all();
                 let _ = ready.send(Err(e));
@@ -695,6 +733,7 @@ impl Supervisor {
                         sup.on_exit(slot);
                     }
                 }
+                Ok(SupMsg::Grow(slot)) => sup.grow(slot),
                 Ok(SupMsg::Wake) => {}
                 Ok(SupMsg::Terminate) | Err(RecvTimeoutError::Disconnected) => {
                     sup.kill_all();
@@ -715,11 +754,47 @@ impl Supervisor {
                 sup.kill_all();
                 break;
             }
-            if sup.workers.iter().all(Option::is_none) {
+            if sup.workers.iter().all(Option::is_none) && !sup.may_grow() {
                 break;
             }
         }
         sup.finish();
+    }
+
+    /// Whether a pool without workers may still get some: on demand, while
+    /// it runs (or one is on its way).
+    fn may_grow(&self) -> bool {
+        let st = lock(&self.shared.state);
+        self.shared.config.on_demand
+            && st.broken.is_none()
+            && (st.status == Status::Running || st.workers.iter().any(|w| w.spawning))
+    }
+
+    /// Starts a worker in `slot`, asked for by `pump`; a worker that cannot
+    /// start breaks the pool, as when a replacement cannot.
+    fn grow(&mut self, slot: usize) {
+        let skip =
+            self.workers[slot].is_some() || lock(&self.shared.state).status == Status::Terminated;
+        if skip {
+            lock(&self.shared.state).workers[slot].spawning = false;
+            return;
+        }
+        if let Err(e) = self.spawn(slot) {
+            self.fail_all(e);
+        }
+    }
+
+    /// Breaks the pool with `e`: every unfinished task fails with it.
+    fn fail_all(&mut self, e: Error) {
+        let mut st = lock(&self.shared.state);
+        for w in &mut st.workers {
+            w.spawning = false;
+        }
+        let done = st.take_all(&e);
+        st.broken = Some(e);
+        self.shared.after_completion(&mut st);
+        drop(st);
+        deliver(done);
     }
 
     fn finish(&mut self) {
@@ -904,12 +979,7 @@ impl Supervisor {
         }
         if respawn {
             if let Err(e) = self.spawn(slot) {
-                let mut st = lock(&self.shared.state);
-                let done = st.take_all(&e);
-                st.broken = Some(e);
-                self.shared.after_completion(&mut st);
-                drop(st);
-                deliver(done);
+                self.fail_all(e);
             }
         }
     }

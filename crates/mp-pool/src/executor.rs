@@ -126,6 +126,11 @@ fn after_shutdown() -> Error {
 /// carrying the worker's exit code or signal, and later `submit` calls fail
 /// at once. Dropping the executor shuts it down and waits for the pending
 /// futures (Python's `with` block).
+///
+/// Workers start on demand, as in CPython 3.9 and later: a task that finds
+/// no idle worker starts one, up to `max_workers`, so sequential calls
+/// reuse one process. ([`Pool`](crate::Pool) starts all of its workers at
+/// once, as CPython's does.)
 pub struct ProcessPoolExecutor {
     engine: Arc<Engine>,
 }

@@ -96,13 +96,16 @@ impl PoolBuilder {
         self
     }
 
-    pub(crate) fn config(self, break_on_death: bool) -> Result<Config, Error> {
+    /// The engine's settings; `executor`: CPython's executor semantics (a
+    /// dead worker breaks it, workers start on demand).
+    pub(crate) fn config(self, executor: bool) -> Result<Config, Error> {
         Ok(Config {
             processes: self.processes.unwrap_or_else(mp_process::cpu_count),
             init: self.init.transpose()?,
             max_tasks: self.max_tasks,
             method: self.method,
-            break_on_death,
+            break_on_death: executor,
+            on_demand: executor,
         })
     }
 

@@ -99,8 +99,10 @@ fn shutdown_cancel_futures_cancels_the_queued_ones() {
 fn cancel_only_before_a_worker_has_it() {
     let _g = shared();
     let ex = ProcessPoolExecutor::new(2).unwrap();
+    // A worker is up and idle (workers start on demand).
+    assert_eq!(ex.submit(inc, 1).unwrap().result().unwrap(), 2);
     let fs: Vec<_> = (0..10).map(|_| ex.submit(sleep_ms, 200).unwrap()).collect();
-    assert!(!fs[0].cancel(), "the first went to a worker at once");
+    assert!(!fs[0].cancel(), "the first went to the idle worker at once");
     assert!(fs[9].cancel());
     assert!(fs[9].cancelled());
     assert!(fs[9].done());
@@ -267,4 +269,33 @@ fn a_failing_initializer_fails_every_future() {
     }
     let e = ex.submit(inc, 1).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Initializer, "{e}");
+}
+
+/// As CPython's (3.9 and later), the executor starts workers when work
+/// finds none idle: sequential calls reuse one, concurrent ones get their
+/// own, up to `max_workers`.
+#[test]
+fn workers_start_on_demand() {
+    let _g = shared();
+    let ex = ProcessPoolExecutor::new(4).unwrap();
+    let mut pids: Vec<u32> = (0..3)
+        .map(|_| ex.submit(crate::pid_of, 0).unwrap().result().unwrap())
+        .collect();
+    pids.dedup();
+    assert_eq!(pids.len(), 1, "sequential calls reuse the idle worker");
+    let both: Vec<_> = (0..2)
+        .map(|_| ex.submit(sleep_then_pid, 300).unwrap())
+        .collect();
+    let mut pids: Vec<u32> = both.iter().map(|f| f.result().unwrap()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 2, "a second worker started for the second");
+    let many: Vec<_> = (0..8)
+        .map(|_| ex.submit(sleep_then_pid, 100).unwrap())
+        .collect();
+    let mut pids: Vec<u32> = many.iter().map(|f| f.result().unwrap()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert!(pids.len() <= 4, "at most max_workers: {pids:?}");
+    ex.shutdown(true, false).unwrap();
 }
