@@ -274,8 +274,18 @@ impl Region {
     }
 
     /// Whether two handles share one region.
+    /// Whether both are the same shared object: the same mapping, or two
+    /// mappings (from two deserializations, say) of the same memfd.
     pub(crate) fn same(&self, other: &Region) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner) || self.payload() == other.payload()
+        Arc::ptr_eq(&self.inner, &other.inner)
+            || self.payload() == other.payload()
+            || matches!(
+                (
+                    sys::file_id(self.inner.fd.as_fd()),
+                    sys::file_id(other.inner.fd.as_fd()),
+                ),
+                (Ok(a), Ok(b)) if a == b
+            )
     }
 }
 

@@ -48,6 +48,14 @@ pub(crate) fn size_and_sealed(fd: BorrowedFd<'_>) -> io::Result<(u64, bool)> {
     Ok((meta.len(), sealed))
 }
 
+/// The device and inode of the file behind `fd`: equal for two
+/// descriptors (or mappings) of one memfd, in any process.
+pub(crate) fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::File::from(fd.try_clone_to_owned()?).metadata()?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 /// A `MAP_SHARED` read-write mapping of a whole file; unmapped on drop.
 #[derive(Debug)]
 pub(crate) struct Mapping {

@@ -108,6 +108,10 @@ struct Typed<T> {
     region: Region,
     len: usize,
     locked: bool,
+    /// A lock given at creation, used instead of the region's own word
+    /// (Python's `Value(code, v, lock=lock)`), which other values may
+    /// share.
+    shared: Option<crate::Lock>,
     _t: PhantomData<T>,
 }
 
@@ -117,9 +121,18 @@ impl<T> Clone for Typed<T> {
             region: self.region.clone(),
             len: self.len,
             locked: self.locked,
+            shared: self.shared.clone(),
             _t: PhantomData,
         }
     }
+}
+
+/// What a `Value` or an `Array` serializes: its region's descriptor and
+/// the shared lock it was given, if any.
+#[derive(Deserialize)]
+struct WireLocked {
+    fd: mp_process::SharedFd,
+    shared: Option<crate::Lock>,
 }
 
 impl<T: Plain> Typed<T> {
@@ -129,6 +142,7 @@ impl<T: Plain> Typed<T> {
             region,
             len,
             locked,
+            shared: None,
             _t: PhantomData,
         })
     }
@@ -138,14 +152,30 @@ impl<T: Plain> Typed<T> {
         kind: Kind,
         locked: bool,
     ) -> Result<Typed<T>, D::Error> {
-        let region = region::deserialize_sized(d, kind, same_type::<T>)?;
+        let (region, shared) = if locked {
+            let w = WireLocked::deserialize(d)?;
+            let region = region::open_sized(w.fd.into_inner(), kind, same_type::<T>)
+                .map_err(serde::de::Error::custom)?;
+            (region, w.shared)
+        } else {
+            (region::deserialize_sized(d, kind, same_type::<T>)?, None)
+        };
         let len = region_len::<T>(&region, locked);
         Ok(Typed {
             region,
             len,
             locked,
+            shared,
             _t: PhantomData,
         })
+    }
+
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.locked {
+            (&self.region, &self.shared).serialize(s)
+        } else {
+            self.region.serialize(s)
+        }
     }
 
     fn data(&self) -> *mut T {
@@ -156,6 +186,9 @@ impl<T: Plain> Typed<T> {
     }
 
     fn word(&self) -> &AtomicU32 {
+        if let Some(lock) = &self.shared {
+            return lock.word();
+        }
         // SAFETY: locked payloads have their lock word at offset 0, used only
         // atomically.
         unsafe { self.region.atomic_u32(0) }
@@ -219,6 +252,7 @@ pub struct Value<T: Plain> {
 pub struct ValueGuard<'a, T: Plain> {
     _guard: LockGuard<'a>,
     data: *mut T,
+    shared: Option<&'a crate::Lock>,
 }
 
 impl<T: Plain> Value<T> {
@@ -236,8 +270,49 @@ impl<T: Plain> Value<T> {
         let data = self.t.data();
         self.t
             .lock()
-            .map(|g| ValueGuard { _guard: g, data })
-            .map_err(|e| e.map(|g| ValueGuard { _guard: g, data }))
+            .map(|g| self.make_guard(g, data))
+            .map_err(|e| e.map(|g| self.make_guard(g, data)))
+    }
+
+    /// Creates a shared value holding `v`, guarded by `lock` instead of a
+    /// lock of its own (Python's `Value(code, v, lock=lock)`). Values and
+    /// arrays made with one lock are updated together under one guard:
+    /// see [`ValueGuard::value`].
+    ///
+    /// ```
+    /// use mp_shm::{Lock, Value};
+    ///
+    /// let lock = Lock::new()?;
+    /// let from = Value::with_lock(100_i64, &lock)?;
+    /// let to = Value::with_lock(0_i64, &lock)?;
+    /// {
+    ///     let mut g = from.lock().expect("no owner died");
+    ///     *g -= 30;
+    ///     *g.value(&to)? += 30; // under the same acquisition
+    /// }
+    /// assert_eq!((from.get().unwrap(), to.get().unwrap()), (70, 30));
+    /// assert!(from.shared_lock().is_some_and(|l| l.same_as(&lock)));
+    /// # Ok::<(), mp_shm::Error>(())
+    /// ```
+    pub fn with_lock(v: T, lock: &crate::Lock) -> Result<Value<T>, Error> {
+        let mut value = Value::new(v)?;
+        value.t.shared = Some(lock.clone());
+        Ok(value)
+    }
+
+    /// The lock given to [`with_lock`](Value::with_lock) (Python's
+    /// `get_lock()` for such a value); `None` when the value has a lock of
+    /// its own.
+    pub fn shared_lock(&self) -> Option<&crate::Lock> {
+        self.t.shared.as_ref()
+    }
+
+    fn make_guard<'a>(&'a self, g: LockGuard<'a>, data: *mut T) -> ValueGuard<'a, T> {
+        ValueGuard {
+            _guard: g,
+            data,
+            shared: self.t.shared.as_ref(),
+        }
     }
 
     /// Acquires the lock, giving up after `timeout`.
@@ -253,11 +328,11 @@ impl<T: Plain> Value<T> {
     fn wrap<'a>(&'a self, r: TryLockResult<LockGuard<'a>>) -> TryLockResult<ValueGuard<'a, T>> {
         let data = self.t.data();
         match r {
-            Ok(g) => Ok(ValueGuard { _guard: g, data }),
+            Ok(g) => Ok(self.make_guard(g, data)),
             Err(TryLockError::WouldBlock) => Err(TryLockError::WouldBlock),
-            Err(TryLockError::OwnerDied(e)) => Err(TryLockError::OwnerDied(
-                e.map(|g| ValueGuard { _guard: g, data }),
-            )),
+            Err(TryLockError::OwnerDied(e)) => {
+                Err(TryLockError::OwnerDied(e.map(|g| self.make_guard(g, data))))
+            }
         }
     }
 
@@ -328,6 +403,7 @@ pub struct ArrayGuard<'a, T: Plain> {
     _guard: LockGuard<'a>,
     data: *mut T,
     len: usize,
+    shared: Option<&'a crate::Lock>,
 }
 
 impl<T: Plain> Array<T> {
@@ -336,6 +412,21 @@ impl<T: Plain> Array<T> {
         Ok(Array {
             t: Typed::create(Kind::Array, true, len)?,
         })
+    }
+
+    /// Creates a zero-filled array of `len` elements guarded by `lock`
+    /// instead of a lock of its own (Python's `Array(code, n, lock=lock)`);
+    /// see [`Value::with_lock`].
+    pub fn with_lock(len: usize, lock: &crate::Lock) -> Result<Array<T>, Error> {
+        let mut array = Array::new(len)?;
+        array.t.shared = Some(lock.clone());
+        Ok(array)
+    }
+
+    /// The lock given to [`with_lock`](Array::with_lock); `None` when the
+    /// array has a lock of its own.
+    pub fn shared_lock(&self) -> Option<&crate::Lock> {
+        self.t.shared.as_ref()
     }
 
     /// Creates an array holding a copy of `items`.
@@ -362,6 +453,7 @@ impl<T: Plain> Array<T> {
             _guard: g,
             data: self.t.data(),
             len: self.t.len,
+            shared: self.t.shared.as_ref(),
         }
     }
 
@@ -420,6 +512,54 @@ impl<T: Plain> DerefMut for ArrayGuard<'_, T> {
         unsafe { std::slice::from_raw_parts_mut(self.data, self.len) }
     }
 }
+
+/// Whether `other` is guarded by `held`, the shared lock of a guard.
+fn check_shared(held: Option<&crate::Lock>, other: Option<&crate::Lock>) -> Result<(), Error> {
+    match (held, other) {
+        (Some(a), Some(b)) if a.same_as(b) => Ok(()),
+        _ => Err(Error::new(
+            crate::ErrorKind::InvalidArgument,
+            "that value or array does not share this guard's lock",
+        )),
+    }
+}
+
+/// Reaching the other values and arrays made with the same lock
+/// ([`Value::with_lock`], [`Array::with_lock`]) under one guard. Each
+/// borrows the guard mutably, so one of them at a time is reachable.
+macro_rules! shared_access {
+    ($guard:ident) => {
+        impl<'a, T: Plain> $guard<'a, T> {
+            /// `other`, a value made with this guard's shared lock, under
+            /// this guard; an error if it does not share the lock.
+            pub fn value<'b, U: Plain>(
+                &'b mut self,
+                other: &'b Value<U>,
+            ) -> Result<&'b mut U, Error> {
+                check_shared(self.shared, other.t.shared.as_ref())?;
+                // Borrowing the guard mutably keeps this the only reference
+                // made through it (`other` may even be the guard's value).
+                // SAFETY: in bounds and aligned for U, any bits are a valid
+                // U, and this guard holds the lock that guards the data.
+                Ok(unsafe { &mut *other.t.data() })
+            }
+
+            /// `other`, an array made with this guard's shared lock, under
+            /// this guard; an error if it does not share the lock.
+            pub fn array<'b, U: Plain>(
+                &'b mut self,
+                other: &'b Array<U>,
+            ) -> Result<&'b mut [U], Error> {
+                check_shared(self.shared, other.t.shared.as_ref())?;
+                // SAFETY: as in `value`, for `len` U's.
+                Ok(unsafe { std::slice::from_raw_parts_mut(other.t.data(), other.t.len) })
+            }
+        }
+    };
+}
+
+shared_access!(ValueGuard);
+shared_access!(ArrayGuard);
 
 /// A `T` in shared memory without a lock: Python's `RawValue`.
 ///
@@ -606,7 +746,7 @@ macro_rules! typed_traits {
 
         impl<T: Plain> Serialize for $name<T> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                self.t.region.serialize(s)
+                self.t.serialize(s)
             }
         }
 

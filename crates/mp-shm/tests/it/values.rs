@@ -91,3 +91,55 @@ fn atomics_count_exactly_across_processes() {
         assert_eq!(b.compare_exchange(30_000, 1, SeqCst, SeqCst), Ok(30_000));
     }
 }
+
+/// Moves one unit from `from` to `to` `n` times, and counts the moves in
+/// `log`, each time under one acquisition of the lock the three share.
+fn transfer(args: (Value<i64>, Value<i64>, Array<i64>, u32)) {
+    let (from, to, log, n) = args;
+    for _ in 0..n {
+        let mut g = from.lock().expect("no owner died");
+        *g -= 1;
+        *g.value(&to).unwrap() += 1;
+        g.array(&log).unwrap()[0] += 1;
+    }
+}
+
+/// Values and an array made with one lock (Python's `lock=`) change
+/// together under one guard, in children of every start method, while the
+/// parent sees their sum unchanged at every look.
+#[test]
+fn values_sharing_one_lock_change_together() {
+    for m in METHODS {
+        let lock = mp_shm::Lock::new().unwrap();
+        let from = Value::with_lock(10_000_i64, &lock).unwrap();
+        let to = Value::with_lock(0_i64, &lock).unwrap();
+        let log = Array::<i64>::with_lock(1, &lock).unwrap();
+        let mut ps: Vec<_> = (0..4)
+            .map(|_| {
+                let mut p = Process::new(transfer, (from.clone(), to.clone(), log.clone(), 1000))
+                    .start_method(m);
+                p.start().unwrap();
+                p
+            })
+            .collect();
+        for _ in 0..200 {
+            let mut g = from.lock().unwrap();
+            let sum = *g + *g.value(&to).unwrap();
+            assert_eq!(sum, 10_000, "{m:?}");
+        }
+        for p in &mut ps {
+            p.join().unwrap();
+        }
+        assert_eq!(from.get().unwrap(), 6_000, "{m:?}");
+        assert_eq!(to.get().unwrap(), 4_000, "{m:?}");
+        assert_eq!(log.to_vec().unwrap(), [4_000], "{m:?}");
+        // One lock: while a guard is out, the others wait.
+        let g = from.lock().unwrap();
+        assert!(to.try_lock().is_err() && log.try_lock().is_err() && lock.try_lock().is_err());
+        drop(g);
+        // A value with a lock of its own is not reachable under the guard.
+        let own = Value::new(1_i64).unwrap();
+        assert!(from.lock().unwrap().value(&own).is_err());
+        assert!(own.lock().unwrap().value(&to).is_err());
+    }
+}
