@@ -97,6 +97,11 @@ const TAG_MEMFD: u8 = 1;
 /// a consumer that is faster than its producers awake.
 const GET_SPIN: Duration = Duration::from_micros(50);
 
+/// A consumer that finds fewer bytes than this between `head` and `tail`
+/// waits [`LAG_SPINS`] `pause`s before it takes them (see `Core::take`).
+const LAG: u64 = 256;
+const LAG_SPINS: u32 = 64;
+
 /// How many rounds of `get`'s polling spin on the CPU (4 `pause`s each,
 /// 25 ns apiece on the bench machine: about 5 µs) before the rest of
 /// [`GET_SPIN`] yields the CPU between looks.
@@ -322,7 +327,10 @@ impl Core {
                 break;
             }
             if n < GET_SPIN_HOT {
-                for _ in 0..4 {
+                // Longer and longer pauses between looks: each look takes
+                // `tail`'s cache line from the producer, whose next store
+                // then waits to get it back.
+                for _ in 0..(4u32 << n.min(5)) {
                     std::hint::spin_loop();
                 }
             } else {
@@ -448,11 +456,22 @@ impl Core {
         // shared `tail` loaded again.
         let seen = self.seen_tail.load(Ordering::Acquire);
         if seen.wrapping_sub(head).wrapping_sub(1) >= CAP as u64 {
-            let tail = ring.tail().map_err(GetError::Io)?;
-            self.seen_tail.store(tail, Ordering::Release);
+            let mut tail = ring.tail().map_err(GetError::Io)?;
             if tail == head {
                 return Ok(None);
             }
+            if tail - head < LAG {
+                // Only a few records: a producer is likely still writing
+                // into the cache lines this would read. Reading them now
+                // makes each line cross between the two CPUs once per
+                // record instead of once; a moment's wait lets the
+                // producer get ahead, and the records come in a batch.
+                for _ in 0..LAG_SPINS {
+                    std::hint::spin_loop();
+                }
+                tail = ring.tail().map_err(GetError::Io)?;
+            }
+            self.seen_tail.store(tail, Ordering::Release);
         }
         RECV_BUF.with(|b| {
             let mut buf = b.borrow_mut();
