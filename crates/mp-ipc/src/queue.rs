@@ -460,7 +460,7 @@ impl Core {
             if tail == head {
                 return Ok(None);
             }
-            if tail - head < LAG {
+            if tail.wrapping_sub(head) < LAG {
                 // Only a few records: a producer is likely still writing
                 // into the cache lines this would read. Reading them now
                 // makes each line cross between the two CPUs once per
