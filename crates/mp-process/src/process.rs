@@ -705,14 +705,23 @@ impl Inner {
         // The lock keeps a direct child from being reaped (and its pid
         // reused) while its pidfd is made.
         let g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
-        if g.status.is_some() {
-            // Ended: a pipe without a writer, readable (end of file) at once.
+        // Ended: a pipe without a writer, readable (end of file) at once.
+        let ended = || -> Result<OwnedFd, Error> {
             let (reader, _writer) = std::io::pipe().map_err(io)?;
-            return Ok(reader.into());
+            Ok(reader.into())
+        };
+        if g.status.is_some() {
+            return ended();
         }
         match &g.how {
             WaitHow::Direct { pidfd: Some(fd) } => fd.try_clone().map_err(io),
-            _ => sys::pidfd_open(self.pid).map_err(io),
+            _ => match sys::pidfd_open(self.pid) {
+                Ok(fd) => Ok(fd),
+                // A fork-server child that has ended and been reaped by the
+                // server, before its status reached us.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => ended(),
+                Err(e) => Err(io(e)),
+            },
         }
     }
 

@@ -332,3 +332,17 @@ fn wait_takes_process_sentinels_connections_and_sockets() {
         assert_eq!(wait(&[&after], Some(Duration::ZERO)).unwrap(), [0], "{m:?}");
     }
 }
+
+/// A sentinel asked for after the process ended (reaped by the fork
+/// server, or a zombie of ours), before any join, is ready at once.
+#[test]
+fn a_sentinel_of_a_process_that_already_ended_is_ready() {
+    for m in METHODS {
+        let mut p = Process::new(nap, 0).start_method(m);
+        p.start().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let s = p.sentinel().unwrap();
+        assert_eq!(wait(&[&s], Some(GENEROUS)).unwrap(), [0], "{m:?}");
+        p.join().unwrap();
+    }
+}
