@@ -301,3 +301,18 @@ fn workers_start_on_demand() {
     assert!(pids.len() <= 4, "at most max_workers: {pids:?}");
     ex.shutdown(true, false).unwrap();
 }
+
+/// An executor that never had work starts no worker, and shuts down at
+/// once.
+#[test]
+fn an_executor_without_work_starts_nothing_and_shuts_down() {
+    let _g = shared();
+    let ex = ProcessPoolExecutor::new(4).unwrap();
+    ex.shutdown(true, false).unwrap();
+    let ex = ProcessPoolExecutor::new(4).unwrap();
+    drop(ex);
+    let ex = ProcessPoolExecutor::new(2).unwrap();
+    let f = ex.submit(inc, 1).unwrap();
+    ex.shutdown(true, false).unwrap();
+    assert_eq!(f.result().unwrap(), 2, "queued before shutdown, still run");
+}
