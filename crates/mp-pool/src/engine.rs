@@ -278,9 +278,20 @@ pub(crate) struct Engine {
 
 type Done = Vec<(Arc<dyn Sink>, usize, Blob)>;
 
+/// Hands each outcome to its sink; consecutive outcomes for one sink (the
+/// chunks of one `imap`) go in one call.
 fn deliver(done: Done) {
-    for (sink, index, blob) in done {
-        sink.complete(index, blob);
+    let mut it = done.into_iter().peekable();
+    while let Some((sink, index, blob)) = it.next() {
+        if it.peek().is_some_and(|(s, _, _)| Arc::ptr_eq(s, &sink)) {
+            let mut batch = vec![(index, blob)];
+            while let Some((_, i, b)) = it.next_if(|(s, _, _)| Arc::ptr_eq(s, &sink)) {
+                batch.push((i, b));
+            }
+            sink.complete_many(batch);
+        } else {
+            sink.complete(index, blob);
+        }
     }
 }
 

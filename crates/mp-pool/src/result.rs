@@ -340,6 +340,13 @@ impl Waiters for StreamState {
 pub(crate) trait Sink: Send + Sync {
     /// The task `index` of the call ended with `blob`.
     fn complete(&self, index: usize, blob: Blob);
+
+    /// Several tasks of the call ended, in this order.
+    fn complete_many(&self, done: Vec<(usize, Blob)>) {
+        for (index, blob) in done {
+            self.complete(index, blob);
+        }
+    }
 }
 
 /// Gathers the chunks of one call (`apply_async`: one; `map_async`: one per
@@ -837,12 +844,21 @@ impl Stream {
 
 impl Sink for Stream {
     fn complete(&self, index: usize, blob: Blob) {
+        self.complete_many(vec![(index, blob)]);
+    }
+
+    /// One lock and at most one wake-up for a whole result batch: per
+    /// chunk, the iterating thread was woken once per chunk of a batch
+    /// (`imap(f, 0..100_000, chunksize=64)`: 1,563 chunks).
+    fn complete_many(&self, done: Vec<(usize, Blob)>) {
         let mut st = lock(&self.state);
-        st.done_items += self.chunk_len(index);
-        if st.ordered {
-            st.by_index.insert(index, blob);
-        } else {
-            st.arrived.push_back((index, blob));
+        for (index, blob) in done {
+            st.done_items += self.chunk_len(index);
+            if st.ordered {
+                st.by_index.insert(index, blob);
+            } else {
+                st.arrived.push_back((index, blob));
+            }
         }
         let wake = st.waiters > 0;
         drop(st);
