@@ -235,6 +235,11 @@ impl<'a> LockGuard<'a> {
         }
     }
 
+    /// The word this guard holds.
+    pub(crate) fn word(&self) -> &AtomicU32 {
+        self.word
+    }
+
     /// Ends the guard without releasing the lock.
     fn keep(self) {
         std::mem::forget(self);

@@ -97,6 +97,38 @@ pub(crate) struct Region {
     inner: Arc<Inner>,
 }
 
+/// The regions this process has mapped, by their memfd's device and
+/// inode: a memfd received twice (a lock passed to a child on its own and
+/// inside a value made with it, say) is mapped once, so that handles on
+/// one object always share a mapping and an address, which is what the
+/// guards compare (see `Value::with_lock`).
+static MAPPED: std::sync::Mutex<Vec<Mapped>> = std::sync::Mutex::new(Vec::new());
+
+/// A memfd's device and inode, and this process's mapping of it.
+type Mapped = ((u64, u64), std::sync::Weak<Inner>);
+
+fn mapped() -> std::sync::MutexGuard<'static, Vec<Mapped>> {
+    MAPPED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Region {
+    /// The live mapping of the memfd `id`, if this process has one.
+    fn mapped(id: (u64, u64)) -> Option<Region> {
+        mapped()
+            .iter()
+            .find(|(k, _)| *k == id)
+            .and_then(|(_, w)| w.upgrade())
+            .map(|inner| Region { inner })
+    }
+
+    /// Notes this region's mapping (see [`MAPPED`]); forgets dead ones.
+    fn register(&self, id: (u64, u64)) {
+        let mut m = mapped();
+        m.retain(|(_, w)| w.strong_count() > 0);
+        m.push((id, Arc::downgrade(&self.inner)));
+    }
+}
+
 impl fmt::Debug for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Region")
@@ -119,7 +151,10 @@ impl Region {
             .checked_add(shape.payload_len)
             .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "size too large"))?;
         let fd = sys::memfd(memfd_name, total).map_err(|e| Error::io("memfd_create failed", e))?;
-        Self::from_fd(fd, total, Some(shape))
+        let id = sys::file_id(fd.as_fd()).map_err(|e| Error::io("fstat failed", e))?;
+        let region = Self::from_fd(fd, total, Some(shape))?;
+        region.register(id);
+        Ok(region)
     }
 
     /// Maps `fd` and either writes the header (`write = Some`) or returns
@@ -163,7 +198,17 @@ impl Region {
                 "not an mp-shm region of the expected type",
             ));
         }
-        let region = Self::from_fd(fd, want as usize, None)?;
+        let id = sys::file_id(fd.as_fd()).map_err(|e| Error::io("fstat failed", e))?;
+        // Checked below like a new mapping: it was mapped as what its own
+        // header says, which may not be what is expected now.
+        let region = match Self::mapped(id) {
+            Some(region) if region.inner.map.len() == want as usize => region,
+            _ => {
+                let region = Self::from_fd(fd, want as usize, None)?;
+                region.register(id);
+                region
+            }
+        };
         let h = region.header();
         let found = (
             h.magic,
