@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use mp_process::{Process, RawFunction, SharedFd, StartMethod};
 
 use crate::error::{Error, ErrorKind, WireError};
-use crate::result::{Blob, CallbackThread, Callbacks, SPIN, Sink, lock, someone_waits};
+use crate::result::{Blob, CallbackThread, Callbacks, Sink, lock};
 use crate::wire::{self, Cursor};
 use crate::worker::{WorkerArgs, worker_main};
 
@@ -175,11 +175,9 @@ const DIRECT_WRITE: usize = 8 * 1024;
 
 /// A worker's queue of bytes to write.
 ///
-/// Whoever queues [`DIRECT_WRITE`] bytes or more, or anything for an idle
-/// worker, writes them at once, as far as the (non-blocking) socket takes
-/// them; the rest, and smaller batches, go to the worker's writer thread.
-/// An idle worker waits for nothing else: waking the writer thread to
-/// write for it would add a thread hand-off to a lone task's round trip. Handing every batch to the
+/// Whoever queues [`DIRECT_WRITE`] bytes or more writes them at once, as
+/// far as the (non-blocking) socket takes them; the rest, and smaller
+/// batches, go to the worker's writer thread. Handing every batch to the
 /// writer cost a thread wake-up per batch (each a cross-CPU interrupt on a
 /// VM) and delayed the workers' start, at `map(f, 0..100_000)`; small
 /// batches still go through the writer, which gathers those that come
@@ -205,16 +203,15 @@ struct OutboxState {
 }
 
 impl Outbox {
-    /// Queues what `f` appends. `urgent`: the worker had nothing to do, so
-    /// the bytes are written at once whatever their size.
-    fn push(&self, urgent: bool, f: impl FnOnce(&mut Vec<u8>)) {
+    /// Queues what `f` appends.
+    fn push(&self, f: impl FnOnce(&mut Vec<u8>)) {
         let mut st = lock(&self.state);
         if st.closed {
             return;
         }
         f(&mut st.buf);
         if !st.busy {
-            if urgent || st.buf.len() >= DIRECT_WRITE {
+            if st.buf.len() >= DIRECT_WRITE {
                 match write_some(&self.sock, &st.buf) {
                     Ok(n) if n == st.buf.len() => {
                         st.buf.clear();
@@ -533,7 +530,6 @@ impl Shared {
         // `imap(f, 0..100_000, chunksize=64)`, most of the submitting
         // thread's time).
         let mut frames: Vec<Vec<u8>> = Vec::new();
-        let idle: Vec<bool> = workers.iter().map(|w| w.outstanding.is_empty()).collect();
         // Starting on demand, and not every worker is up: only an idle
         // worker takes a task, the others' run-ahead would leave the new
         // ones without work.
@@ -609,12 +605,12 @@ impl Shared {
                 }
             }
         }
-        for ((w, mut bytes), urgent) in workers.iter().zip(frames).zip(idle) {
+        for (w, mut bytes) in workers.iter().zip(frames) {
             if bytes.is_empty() {
                 continue;
             }
             let outbox = w.outbox.as_ref().expect("accepting workers have an outbox");
-            outbox.push(urgent, |buf| {
+            outbox.push(|buf| {
                 if buf.is_empty() {
                     std::mem::swap(buf, &mut bytes);
                 } else {
@@ -632,7 +628,7 @@ impl Shared {
                 if w.accepting {
                     w.accepting = false;
                     if let Some(o) = &w.outbox {
-                        o.push(false, |buf| wire::put_header(buf, wire::EXIT, 0));
+                        o.push(|buf| wire::put_header(buf, wire::EXIT, 0));
                         o.close();
                     }
                 }
@@ -1049,17 +1045,12 @@ fn method_title(m: StartMethod) -> &'static str {
 }
 
 fn reader(shared: &Arc<Shared>, slot: usize, generation: u64, sock: UnixStream) {
-    let mut r = BufReader::with_capacity(256 * 1024, SpinRead::new(sock));
+    let mut r = BufReader::with_capacity(256 * 1024, sock);
     let mut body = Vec::new();
     loop {
         match wire::read_header(&mut r) {
             Ok(Some((wire::RESULTS, len))) => match read_results(&mut r, len) {
-                Ok((busy_ns, blobs)) => {
-                    // A batch of one or two: the worker is answering lone
-                    // tasks, whose callers wait for each answer.
-                    r.get_mut().lone = blobs.len() <= 2;
-                    shared.on_results(slot, generation, busy_ns, blobs);
-                }
+                Ok((busy_ns, blobs)) => shared.on_results(slot, generation, busy_ns, blobs),
                 Err(_) => break,
             },
             Ok(Some((wire::INIT_FAILED, len))) => {
@@ -1074,67 +1065,6 @@ fn reader(shared: &Arc<Shared>, slot: usize, generation: u64, sock: UnixStream) 
         }
     }
     let _ = lock(&shared.sup_tx).send(SupMsg::Exited { slot, generation });
-}
-
-/// The parent's end of a worker's result stream, which polls for
-/// [`SPIN`] before each blocking read while the worker answers lone tasks
-/// (`lone`: its last batch had one or two results) and somebody waits for
-/// a result ([`someone_waits`]). Then the answer is due within
-/// microseconds and the reader's wake-up would be a large part of the
-/// round trip.
-pub(crate) struct SpinRead {
-    sock: UnixStream,
-    nonblocking: bool,
-    pub(crate) lone: bool,
-}
-
-impl SpinRead {
-    /// Wraps the parent's end of the stream: its open file description is
-    /// the parent's alone (the worker has the other end), so switching its
-    /// blocking mode affects no other process.
-    pub(crate) fn new(sock: UnixStream) -> SpinRead {
-        SpinRead {
-            sock,
-            nonblocking: false,
-            lone: false,
-        }
-    }
-
-    fn set_nonblocking(&mut self, on: bool) -> std::io::Result<()> {
-        if self.nonblocking != on {
-            self.sock.set_nonblocking(on)?;
-            self.nonblocking = on;
-        }
-        Ok(())
-    }
-}
-
-impl Read for SpinRead {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::io::ErrorKind::{Interrupted, WouldBlock};
-        if self.lone && someone_waits() {
-            self.set_nonblocking(true)?;
-            let start = Instant::now();
-            loop {
-                match self.sock.read(buf) {
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == Interrupted => {}
-                    Err(e) if e.kind() == WouldBlock && start.elapsed() < SPIN => {
-                        std::hint::spin_loop();
-                    }
-                    Err(e) if e.kind() == WouldBlock => break,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        self.set_nonblocking(false)?;
-        loop {
-            match self.sock.read(buf) {
-                Err(e) if e.kind() == Interrupted => {}
-                r => return r,
-            }
-        }
-    }
 }
 
 /// Reads the body (`len` bytes) of a result batch: the worker's busy time

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::{JoinHandle, ThreadId};
@@ -171,65 +170,11 @@ impl Notify {
     }
 }
 
-/// How long a waiter that may get its answer within microseconds polls
-/// before it sleeps. On the 2-vCPU VMs of the benchmarks a thread woken on
-/// a CPU that has gone idle runs 10 to 15 µs after its wake-up, and a lone
-/// `apply` hands off from thread to thread three times: polling for a
-/// moment at the last two hand-offs took its round trip from about 57 µs
-/// to about 17 µs.
-pub(crate) const SPIN: Duration = Duration::from_micros(30);
-
-/// A result asked for this soon after its task was submitted is polled
-/// for (see [`Cell::with`]).
-const FRESH: Duration = Duration::from_millis(1);
-
-/// How many threads of this process wait for a result now.
-static WAITING: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether some thread waits for a result. A pool's reader polls for the
-/// next result only then: with nobody waiting, results are made faster
-/// than they are asked for, and polling would take a CPU from the workers
-/// and from the thread that submits (on 2 vCPUs, readers that always
-/// polled cut `apply_async`'s throughput by half).
-pub(crate) fn someone_waits() -> bool {
-    WAITING.load(Ordering::Relaxed) > 0
-}
-
-/// Counts its thread in [`WAITING`] while it lives.
-pub(crate) struct Waiting;
-
-impl Waiting {
-    pub(crate) fn enter() -> Waiting {
-        WAITING.fetch_add(1, Ordering::Relaxed);
-        Waiting
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        WAITING.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// A one-shot result cell.
+#[derive(Default)]
 pub(crate) struct Cell {
     state: Mutex<CellState>,
     cv: Condvar,
-    /// Set with the value, for a waiter that polls (see [`Cell::with`]).
-    ready: AtomicBool,
-    /// When the cell was made: when its task was submitted.
-    made: Instant,
-}
-
-impl Default for Cell {
-    fn default() -> Cell {
-        Cell {
-            state: Mutex::default(),
-            cv: Condvar::new(),
-            ready: AtomicBool::new(false),
-            made: Instant::now(),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -248,7 +193,6 @@ impl Cell {
             return Vec::new();
         }
         st.value = Some(value);
-        self.ready.store(true, Ordering::Release);
         let callbacks = std::mem::take(&mut st.done_callbacks);
         let watchers = std::mem::take(&mut st.watchers);
         let wake = st.waiters > 0;
@@ -300,24 +244,7 @@ impl Cell {
     }
 
     /// Waits for the value, then maps it; `None` on timeout.
-    ///
-    /// A result asked for right after its task was submitted (`apply`,
-    /// `submit(..).result()`) may come within microseconds from an idle
-    /// pool: it is polled for [`SPIN`] before the waiter sleeps, which
-    /// saves the waiter's wake-up. One asked for later is waited for at
-    /// once: its caller is collecting many results, and polling would take
-    /// a CPU from the workers.
     fn with<T>(&self, deadline: Option<Instant>, f: impl FnOnce(&Outcome) -> T) -> Option<T> {
-        let _waiting = Waiting::enter();
-        let now = Instant::now();
-        if now.duration_since(self.made) < FRESH {
-            let until = now + SPIN;
-            if deadline.is_none_or(|d| d >= until) {
-                while !self.ready.load(Ordering::Acquire) && Instant::now() < until {
-                    std::hint::spin_loop();
-                }
-            }
-        }
         let g = lock(&self.state);
         let (g, ok) = wait_until(&self.cv, g, deadline, |s| s.value.is_some());
         ok.then(|| f(g.value.as_ref().expect("set")))

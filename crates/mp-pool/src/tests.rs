@@ -1,6 +1,5 @@
 //! Unit tests: the frame format, the default chunk size, how a blocking
-//! `map` gathers its chunks, chunks larger than the sockets' buffers, and
-//! the result reader's polling.
+//! `map` gathers its chunks, and chunks larger than the sockets' buffers.
 
 use std::sync::Arc;
 
@@ -119,33 +118,4 @@ fn chunks_larger_than_the_socket_buffers_round_trip() {
     assert_eq!(pool.map(double, [1, 2], None).unwrap(), [2, 4]);
     pool.close();
     pool.join().unwrap();
-}
-
-/// The result reader polls, then sleeps, and sees every byte and the end
-/// of the stream either way, in both modes.
-#[test]
-fn the_polling_reader_reads_what_comes_early_or_late_and_the_end() {
-    use std::io::{Read, Write};
-    use std::os::unix::net::UnixStream;
-    use std::time::Duration;
-
-    use crate::engine::SpinRead;
-    use crate::result::Waiting;
-
-    let _waiting = Waiting::enter();
-    for lone in [false, true] {
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let mut r = SpinRead::new(a);
-        r.lone = lone;
-        let writer = std::thread::spawn(move || {
-            b.write_all(b"early").unwrap();
-            // Past the polling window: the reader has gone to sleep.
-            std::thread::sleep(Duration::from_millis(20));
-            b.write_all(b"late").unwrap();
-        });
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).unwrap();
-        writer.join().unwrap();
-        assert_eq!(got, b"earlylate", "lone: {lone}");
-    }
 }

@@ -233,6 +233,9 @@ impl Serving<'_> {
                 let start = Instant::now();
                 let result = match (self.funcs.get(fid as usize), fds) {
                     (_, Err(why)) => Err(Error::new(crate::ErrorKind::Process, why)),
+                    (Some(Some(raw)), Ok(fds)) if fds.is_empty() => {
+                        raw.call(args).map_err(|e| Error::from_process(&e))
+                    }
                     (Some(Some(raw)), Ok(fds)) => SharedFd::receive(fds, || raw.call(args))
                         .map_err(|e| Error::from_process(&e)),
                     _ => Err(Error::new(
