@@ -215,6 +215,13 @@ const MARKER: u8 = b'D';
 /// sent nothing. More than [`MAX_FDS_PER_MESSAGE`] descriptors is an
 /// `InvalidInput` error.
 pub fn send_fds(sock: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    send_raw(sock.as_fd(), &raw)
+}
+
+/// [`send_fds`] of descriptor numbers that the caller keeps open: what a
+/// parent sends after a child's arguments, in batches.
+pub(crate) fn send_raw(sock: BorrowedFd<'_>, fds: &[RawFd]) -> io::Result<()> {
     if fds.len() > MAX_FDS_PER_MESSAGE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -224,8 +231,7 @@ pub fn send_fds(sock: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
             ),
         ));
     }
-    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-    crate::sys::send_with_fds(sock.as_fd(), &[MARKER], &raw)
+    crate::sys::send_with_fds(sock, &[MARKER], fds)
 }
 
 /// Receives one message of [`send_fds`]: its descriptors, close-on-exec.

@@ -83,25 +83,12 @@ pub(crate) fn write_frame(mut w: impl Write, kind: u32, payload: &[u8]) -> io::R
     w.write_all(payload)
 }
 
-/// Descriptors per SCM_RIGHTS message (the kernel's limit is 253).
-const FDS_PER_MESSAGE: usize = 200;
-/// The byte that carries a batch of descriptors.
-const FD_MARKER: u8 = b'F';
-
 /// Receives `n` descriptors sent by [`ParentConn::send_fds`], blocking
-/// (child side).
+/// (child side): batches of `crate::recv_fds` messages.
 pub(crate) fn recv_fds(conn: &UnixStream, n: usize) -> io::Result<Vec<std::os::fd::OwnedFd>> {
     let mut fds = Vec::with_capacity(n);
     while fds.len() < n {
-        let mut byte = [0u8; 1];
-        let (got, batch) = sys::recv_with_fds(conn.as_fd(), &mut byte, FDS_PER_MESSAGE)?;
-        if got == 0 || byte[0] != FD_MARKER {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "descriptors missing after the arguments",
-            ));
-        }
-        fds.extend(batch);
+        fds.extend(crate::fdpass::recv_fds(conn)?);
     }
     Ok(fds)
 }
@@ -202,16 +189,16 @@ impl ParentConn {
         }
     }
 
-    /// Sends `fds` as SCM_RIGHTS, each batch on one marker byte, before
-    /// `deadline`.
+    /// Sends `fds` as SCM_RIGHTS, in batches of `crate::send_fds`
+    /// messages, before `deadline`.
     pub(crate) fn send_fds(
         &mut self,
         fds: &[RawFd],
         deadline: Option<Instant>,
     ) -> Result<(), Stop> {
-        for batch in fds.chunks(FDS_PER_MESSAGE) {
+        for batch in fds.chunks(crate::MAX_FDS_PER_MESSAGE) {
             loop {
-                match sys::send_with_fds(self.sock.as_fd(), &[FD_MARKER], batch) {
+                match crate::fdpass::send_raw(self.sock.as_fd(), batch) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         let left = remaining(deadline)?;
