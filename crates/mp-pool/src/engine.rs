@@ -66,14 +66,30 @@ impl Config {
     /// Refuses zero processes and zero tasks per child, naming the
     /// settings as the caller's API does (`processes` and
     /// `maxtasksperchild` for `Pool`, `max_workers` and
-    /// `max_tasks_per_child` for the executor).
-    pub(crate) fn check(&self, processes: &str, max_tasks: &str) -> Result<(), Error> {
+    /// `max_tasks_per_child` for the executor), and for the executor, as
+    /// CPython's, tasks per child under the fork method: a replacement
+    /// worker would be forked from a process whose pool threads may hold
+    /// locks.
+    fn check(&self) -> Result<(), Error> {
+        let executor = self.break_on_death;
+        let (processes, max_tasks) = if executor {
+            ("max_workers", "max_tasks_per_child")
+        } else {
+            ("the number of processes", "maxtasksperchild")
+        };
         let bad = |what: String| Err(Error::new(ErrorKind::InvalidArgument, what));
         if self.processes == 0 {
             return bad(format!("{processes} must be greater than 0"));
         }
         if self.max_tasks == Some(0) {
             return bad(format!("{max_tasks} must be at least 1"));
+        }
+        let method = self.method.unwrap_or_else(mp_process::get_start_method);
+        if executor && self.max_tasks.is_some() && method == StartMethod::Fork {
+            return bad(
+                "max_tasks_per_child is incompatible with the fork start method; use spawn or forkserver"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -293,10 +309,11 @@ fn deliver(done: Done) {
 }
 
 impl Engine {
-    /// Starts the supervisor, which starts the workers; fails if any fails
-    /// to start (the others are killed). `config` has passed
-    /// [`Config::check`].
+    /// Starts the supervisor, which starts the workers; fails if `config`
+    /// fails [`Config::check`], or if any worker fails to start (the others
+    /// are killed).
     pub(crate) fn start(config: Config) -> Result<Engine, Error> {
+        config.check()?;
         let callbacks = CallbackThread::start()?;
         let (sup_tx, sup_rx) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -718,10 +735,9 @@ impl Supervisor {
             workers: (0..n).map(|_| None).collect(),
             next_gen: 1,
         };
-        for slot in 0..n {
-            if sup.shared.config.on_demand {
-                break;
-            }
+        // On demand, `pump` asks for workers (`SupMsg::Grow`).
+        let eager = if sup.shared.config.on_demand { 0 } else { n };
+        for slot in 0..eager {
             if let Err(e) = sup.spawn(slot) {
                 sup.kill_all();
                 let _ = ready.send(Err(e));

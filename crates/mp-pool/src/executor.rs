@@ -179,14 +179,6 @@ impl ExecutorBuilder {
     /// be forked from a process whose pool threads may hold locks.
     pub fn build(self) -> Result<ProcessPoolExecutor, Error> {
         let config = self.inner.config(true)?;
-        config.check("max_workers", "max_tasks_per_child")?;
-        let method = config.method.unwrap_or_else(mp_process::get_start_method);
-        if config.max_tasks.is_some() && method == StartMethod::Fork {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "max_tasks_per_child is incompatible with the fork start method; use spawn or forkserver",
-            ));
-        }
         Ok(ProcessPoolExecutor {
             engine: Arc::new(Engine::start(config)?),
         })

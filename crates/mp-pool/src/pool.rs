@@ -113,11 +113,7 @@ impl PoolBuilder {
     /// killed and the error is returned.
     pub fn build(self) -> Result<Pool, Error> {
         Ok(Pool {
-            engine: Engine::start({
-                let config = self.config(false)?;
-                config.check("the number of processes", "maxtasksperchild")?;
-                config
-            })?,
+            engine: Engine::start(self.config(false)?)?,
         })
     }
 }
