@@ -368,13 +368,8 @@ impl Core {
     /// so that no record changes under it).
     fn count(&self) -> usize {
         let ring = &self.ring;
-        let _guard = match lock_spinning(&ring.consumer) {
-            Ok(g) => g,
-            Err(g) => {
-                let _ = self.recover();
-                g
-            }
-        };
+        // A failed recovery leaves the records to count as they are.
+        let (_guard, _) = self.lock_consumer();
         let head = ring.head.load(Ordering::Relaxed);
         let Ok(tail) = ring.tail() else { return 0 };
         let (mut pos, mut n) = (head, 0);
@@ -439,17 +434,21 @@ impl Core {
         ring.set_taking(ring::NONE)
     }
 
+    /// Takes the consumer lock, and puts right what a consumer that died
+    /// holding it left (see [`Core::recover`]); how that went.
+    fn lock_consumer(&self) -> (LockGuard<'_>, std::io::Result<()>) {
+        match lock_spinning(&self.ring.consumer) {
+            Ok(g) => (g, Ok(())),
+            Err(g) => (g, self.recover()),
+        }
+    }
+
     /// Takes the record at the head, if there is one, and gives its payload
     /// to `f`; `Ok(None)` when the ring is empty.
     fn take<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, GetError> {
         let ring = &self.ring;
-        let guard = match lock_spinning(&ring.consumer) {
-            Ok(g) => g,
-            Err(g) => {
-                self.recover().map_err(GetError::Io)?;
-                g
-            }
-        };
+        let (guard, recovered) = self.lock_consumer();
+        recovered.map_err(GetError::Io)?;
         let head = ring.head.load(Ordering::Relaxed);
         // Records below a `tail` seen before (by any consumer thread of
         // this process) are committed; only when they are used up is the
