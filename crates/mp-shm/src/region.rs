@@ -112,18 +112,9 @@ fn mapped() -> std::sync::MutexGuard<'static, Vec<Mapped>> {
 }
 
 impl Region {
-    /// The live mapping of the memfd `id`, if this process has one.
-    fn mapped(id: (u64, u64)) -> Option<Region> {
-        mapped()
-            .iter()
-            .find(|(k, _)| *k == id)
-            .and_then(|(_, w)| w.upgrade())
-            .map(|inner| Region { inner })
-    }
-
-    /// Notes this region's mapping (see [`MAPPED`]); forgets dead ones.
-    fn register(&self, id: (u64, u64)) {
-        let mut m = mapped();
+    /// Notes this region's mapping of the memfd `id` in `m` (see
+    /// [`MAPPED`]); forgets dead ones.
+    fn register(&self, m: &mut Vec<Mapped>, id: (u64, u64)) {
         m.retain(|(_, w)| w.strong_count() > 0);
         m.push((id, Arc::downgrade(&self.inner)));
     }
@@ -153,7 +144,7 @@ impl Region {
         let fd = sys::memfd(memfd_name, total).map_err(|e| Error::io("memfd_create failed", e))?;
         let id = sys::file_id(fd.as_fd()).map_err(|e| Error::io("fstat failed", e))?;
         let region = Self::from_fd(fd, total, Some(shape))?;
-        region.register(id);
+        region.register(&mut mapped(), id);
         Ok(region)
     }
 
@@ -189,7 +180,7 @@ impl Region {
     /// Maps a region received from another process and checks that it is
     /// one of ours holding `expected` (its kind, sizes and element type).
     pub(crate) fn attach(fd: OwnedFd, expected: Shape) -> Result<Region, Error> {
-        let (size, sealed) =
+        let (size, sealed, id) =
             sys::size_and_sealed(fd.as_fd()).map_err(|e| Error::io("fstat failed", e))?;
         let want = (PAYLOAD + expected.payload_len) as u64;
         if !sealed || size < want {
@@ -198,17 +189,25 @@ impl Region {
                 "not an mp-shm region of the expected type",
             ));
         }
-        let id = sys::file_id(fd.as_fd()).map_err(|e| Error::io("fstat failed", e))?;
         // Checked below like a new mapping: it was mapped as what its own
-        // header says, which may not be what is expected now.
-        let region = match Self::mapped(id) {
-            Some(region) if region.inner.map.len() == want as usize => region,
-            _ => {
+        // header says, which may not be what is expected now. Looked up
+        // and mapped under one lock, so that two threads receiving the
+        // same memfd map it once.
+        let mut m = mapped();
+        let live = m
+            .iter()
+            .find(|(k, _)| *k == id)
+            .and_then(|(_, w)| w.upgrade())
+            .filter(|inner| inner.map.len() == want as usize);
+        let region = match live {
+            Some(inner) => Region { inner },
+            None => {
                 let region = Self::from_fd(fd, want as usize, None)?;
-                region.register(id);
+                region.register(&mut m, id);
                 region
             }
         };
+        drop(m);
         let h = region.header();
         let found = (
             h.magic,
@@ -238,7 +237,7 @@ impl Region {
     /// Reads the shape recorded in a region's header (for blocks and arrays,
     /// whose length the receiver does not know in advance).
     pub(crate) fn peek(fd: &OwnedFd, kind: Kind) -> Result<Shape, Error> {
-        let (size, sealed) =
+        let (size, sealed, _) =
             sys::size_and_sealed(fd.as_fd()).map_err(|e| Error::io("fstat failed", e))?;
         if !sealed || size < PAYLOAD as u64 {
             return Err(Error::new(
@@ -318,19 +317,11 @@ impl Region {
         self.inner.fd.as_fd()
     }
 
-    /// Whether two handles share one region.
-    /// Whether both are the same shared object: the same mapping, or two
-    /// mappings (from two deserializations, say) of the same memfd.
+    /// Whether both are the same shared object. A process maps each
+    /// memfd once (see [`MAPPED`]), so that is whether they share the
+    /// mapping.
     pub(crate) fn same(&self, other: &Region) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-            || self.payload() == other.payload()
-            || matches!(
-                (
-                    sys::file_id(self.inner.fd.as_fd()),
-                    sys::file_id(other.inner.fd.as_fd()),
-                ),
-                (Ok(a), Ok(b)) if a == b
-            )
     }
 }
 

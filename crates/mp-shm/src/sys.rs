@@ -40,20 +40,29 @@ pub(crate) fn memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
 
 /// The size of the file behind `fd`, and whether its size is sealed (so
 /// that mapping it can never fault on a truncated page).
-pub(crate) fn size_and_sealed(fd: BorrowedFd<'_>) -> io::Result<(u64, bool)> {
-    let meta = std::fs::File::from(fd.try_clone_to_owned()?).metadata()?;
+///
+/// Also the file's device and inode ([`file_id`]), from the same `fstat`.
+pub(crate) fn size_and_sealed(fd: BorrowedFd<'_>) -> io::Result<(u64, bool, (u64, u64))> {
+    let meta = metadata(fd)?;
     // SAFETY: fcntl(F_GET_SEALS) on a valid borrowed descriptor.
     let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
     let sealed = seals >= 0 && seals & libc::F_SEAL_SHRINK != 0;
-    Ok((meta.len(), sealed))
+    Ok((meta.len(), sealed, id_of(&meta)))
 }
 
 /// The device and inode of the file behind `fd`: equal for two
 /// descriptors (or mappings) of one memfd, in any process.
 pub(crate) fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    Ok(id_of(&metadata(fd)?))
+}
+
+fn metadata(fd: BorrowedFd<'_>) -> io::Result<std::fs::Metadata> {
+    std::fs::File::from(fd.try_clone_to_owned()?).metadata()
+}
+
+fn id_of(meta: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::File::from(fd.try_clone_to_owned()?).metadata()?;
-    Ok((meta.dev(), meta.ino()))
+    (meta.dev(), meta.ino())
 }
 
 /// A `MAP_SHARED` read-write mapping of a whole file; unmapped on drop.
