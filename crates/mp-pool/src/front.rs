@@ -130,6 +130,19 @@ pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
     len.div_ceil(4 * workers.max(1)).max(1)
 }
 
+/// The items of a `map` and its chunk size: the one given (0 is an
+/// error), else CPython's default for this many items and workers.
+fn map_input<B: Backend + ?Sized, A>(
+    b: &B,
+    items: impl IntoIterator<Item = A>,
+    chunksize: Option<usize>,
+) -> Result<(Vec<A>, usize), Error> {
+    let chunksize = check_chunksize(chunksize)?;
+    let items: Vec<A> = items.into_iter().collect();
+    let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), b.processes()));
+    Ok((items, cs))
+}
+
 pub(crate) fn check_chunksize(c: Option<usize>) -> Result<Option<usize>, Error> {
     match c {
         Some(0) => Err(Error::new(
@@ -202,9 +215,7 @@ where
     R: Serialize + DeserializeOwned + 'static,
     I: IntoIterator<Item = A>,
 {
-    let chunksize = check_chunksize(chunksize)?;
-    let items: Vec<A> = items.into_iter().collect();
-    let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), b.processes()));
+    let (items, cs) = map_input(b, items, chunksize)?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(items.len().div_ceil(cs), cell.clone(), done, b.callbacks());
     submit_chunks(b, f, &items, cs, gather)?;
@@ -226,9 +237,7 @@ where
     R: Serialize + DeserializeOwned + 'static,
     I: IntoIterator<Item = A>,
 {
-    let chunksize = check_chunksize(chunksize)?;
-    let items: Vec<A> = items.into_iter().collect();
-    let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), b.processes()));
+    let (items, cs) = map_input(b, items, chunksize)?;
     let cell = Arc::new(Cell::default());
     let gather =
         Gather::with_progress(items.len(), cs, cell.clone(), None, b.callbacks(), progress);
@@ -252,10 +261,8 @@ where
     R: Serialize + DeserializeOwned + 'static,
     I: IntoIterator<Item = A>,
 {
-    let chunksize = check_chunksize(chunksize)?;
-    let items: Vec<A> = items.into_iter().collect();
+    let (items, cs) = map_input(b, items, chunksize)?;
     let len = items.len();
-    let cs = chunksize.unwrap_or_else(|| default_chunksize(len, b.processes()));
     let collect = Collect::counting(len, cs);
     submit_chunks(b, f, &items, cs, collect.clone())?;
     drop(items);
@@ -277,10 +284,8 @@ where
     R: Serialize + DeserializeOwned + 'static,
     I: IntoIterator<Item = A>,
 {
-    let chunksize = check_chunksize(chunksize)?;
-    let items: Vec<A> = items.into_iter().collect();
+    let (items, cs) = map_input(b, items, chunksize)?;
     let len = items.len();
-    let cs = chunksize.unwrap_or_else(|| default_chunksize(len, b.processes()));
     let collect = Collect::new(len.div_ceil(cs));
     submit_chunks(b, f, &items, cs, collect.clone())?;
     // The items are encoded: their memory can hold the results.
