@@ -52,9 +52,11 @@ fn a_panic_in_a_resolved_function_is_an_error() {
 fn a_forged_token_is_refused_and_nothing_is_called() {
     setup();
     let t = token(double).unwrap();
-    // Change the offset without the key: the tag no longer matches.
+    // Change the offset without the key: the tag no longer matches. (A
+    // value bit of the varint's first byte: adding to it could carry into
+    // the continuation bit, depending on where the linker put the code.)
     let mut bytes = encode(&t).unwrap();
-    bytes[0] = bytes[0].wrapping_add(2);
+    bytes[0] ^= 0x02;
     let forged = decode(&bytes).unwrap();
     let e = resolve(&forged).unwrap_err();
     assert_eq!(e.kind(), mp_pool::ErrorKind::Process);
