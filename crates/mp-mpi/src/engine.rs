@@ -55,19 +55,12 @@ pub(crate) struct Task {
     pub(crate) args: Vec<u8>,
     /// Taken when the task completes (or fails, e.g. by `terminate`).
     pub(crate) done: Option<Completion>,
-    /// A chunk: its result is a `Packed`, whose `Vec<R>` the completion
-    /// takes.
-    pub(crate) packed: bool,
     pub(crate) pool: Arc<PoolShared>,
 }
 
 impl Task {
     fn finish(&mut self, outcome: Result<Vec<u8>, Error>) {
         if let Some(done) = self.done.take() {
-            let outcome = match outcome {
-                Ok(bytes) if self.packed => crate::chunk::unpack(&bytes),
-                other => other,
-            };
             done.complete(outcome);
             self.pool.task_done();
         }

@@ -127,8 +127,6 @@
 #![doc(test(attr(deny(warnings))))]
 
 #[cfg(feature = "mpi")]
-mod chunk;
-#[cfg(feature = "mpi")]
 mod counter;
 #[cfg(feature = "mpi")]
 mod engine;

@@ -4,12 +4,11 @@ use std::any::TypeId;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mp_pool::remote::{self, Completion};
+use mp_pool::remote::{self, Completion, Packed};
 use mp_pool::{AsyncResult, ErrorKind, ImapIter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::chunk::Packed;
 use crate::engine::{Engine, PoolShared, Task, lock};
 use crate::{Error, World};
 
@@ -55,7 +54,8 @@ fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
 
 /// `f` over a chunk: one task per chunk. It captures only `f`, which is
 /// zero-sized, so it is itself a function that a worker can call by name.
-/// The results are [`Packed`], for speed (see `chunk`).
+/// The results are [`Packed`], as mp-pool's workers return them, which is
+/// what its completions take.
 fn chunked<F, A, R>(f: F) -> impl Fn(Vec<A>) -> Packed<R> + Copy + 'static
 where
     F: Fn(A) -> R + Copy + 'static,
@@ -111,7 +111,6 @@ impl MpiPool {
         &self,
         id: TypeId,
         f: F,
-        packed: bool,
         tasks: Vec<(Vec<u8>, Completion)>,
     ) -> Result<(), Error>
     where
@@ -130,7 +129,6 @@ impl MpiPool {
                 fid,
                 args,
                 done: Some(done),
-                packed,
                 pool: self.shared.clone(),
             })
             .collect();
@@ -158,7 +156,7 @@ impl MpiPool {
     {
         let args = encode(&args)?;
         let (done, result) = remote::async_result::<R>();
-        self.enqueue(TypeId::of::<F>(), f, false, vec![(args, done)])?;
+        self.enqueue(TypeId::of::<F>(), f, vec![(args, done)])?;
         Ok(result)
     }
 
@@ -205,13 +203,13 @@ impl MpiPool {
             last_len = args.len();
             tasks.push((args, done));
             if index < first {
-                self.enqueue(type_id_of(&c), c, true, std::mem::take(&mut tasks))?;
+                self.enqueue(type_id_of(&c), c, std::mem::take(&mut tasks))?;
             }
         }
         if tasks.is_empty() {
             return Ok(());
         }
-        self.enqueue(type_id_of(&c), c, true, tasks)
+        self.enqueue(type_id_of(&c), c, tasks)
     }
 
     /// Starts `f` over every item (Python's `map_async`); chunks as in

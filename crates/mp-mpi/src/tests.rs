@@ -65,12 +65,12 @@ fn a_forged_token_is_refused_and_nothing_is_called() {
 
 #[test]
 fn packed_results_unpack_to_the_encoded_vec() {
-    use crate::chunk::{Packed, unpack};
+    use mp_pool::remote::Packed;
     let results = vec![1i64, -5, 1 << 40];
     let on_the_wire = encode(&Packed(results.clone())).unwrap();
-    let inner = unpack(&on_the_wire).unwrap();
+    let inner: &[u8] = postcard::from_bytes(&on_the_wire).unwrap();
     assert_eq!(inner, encode(&results).unwrap());
     let back: Packed<i64> = decode(&on_the_wire).unwrap();
     assert_eq!(back.0, results);
-    assert!(unpack(&[0xff]).is_err());
+    assert!(postcard::from_bytes::<&[u8]>(&[0xff]).is_err());
 }

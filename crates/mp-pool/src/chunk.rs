@@ -46,8 +46,10 @@ thread_local! {
 const SCRATCH_KEEP: usize = 4 << 20;
 
 /// A chunk's results, travelling as one postcard byte string that holds
-/// the encoded `Vec<R>`.
-pub(crate) struct Packed<R>(pub(crate) Vec<R>);
+/// the encoded `Vec<R>`: what a chunk function returns, on this crate's
+/// workers and on those of outside pools ([`remote`](crate::remote)).
+#[derive(Debug)]
+pub struct Packed<R>(pub Vec<R>);
 
 impl<R: Serialize> Serialize for Packed<R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -5,7 +5,9 @@
 //!
 //! Each handle comes with one [`Completion`] per task; the pool completes
 //! each exactly once with the task's result, encoded with
-//! `mp_process::encode`, or its error.
+//! `mp_process::encode`, or its error. A chunk of `map` or `imap` is a
+//! call of a function that returns [`Packed`], as this crate's workers run
+//! them: its encoded result goes to the completion as it is.
 //!
 //! [`TaskPool`]: crate::TaskPool
 
@@ -15,6 +17,7 @@ use std::sync::{Arc, Weak};
 use mp_process::PanicInfo;
 use serde::de::DeserializeOwned;
 
+pub use crate::chunk::Packed;
 use crate::error::{Error, ErrorKind};
 use crate::result::{AsyncResult, Cell, Gather, ImapIter, Sink, Stream, decode_many, decode_one};
 
@@ -22,20 +25,13 @@ use crate::result::{AsyncResult, Cell, Gather, ImapIter, Sink, Stream, decode_ma
 pub struct Completion {
     sink: Arc<dyn Sink>,
     index: usize,
-    /// A chunk of `map` or `imap`: its `Vec<R>` is wrapped as the pool's
-    /// workers send it (one postcard byte string).
-    chunk: bool,
 }
 
 impl Completion {
     /// Delivers the task's outcome: for [`async_result`], the encoded
-    /// result; for [`map_result`] and [`imap_iter`], the encoded `Vec<R>` of
-    /// the chunk's results.
+    /// result; for [`map_result`] and [`imap_iter`], the chunk's encoded
+    /// [`Packed`] results.
     pub fn complete(self, outcome: Result<Vec<u8>, Error>) {
-        let outcome = match outcome {
-            Ok(bytes) if self.chunk => Ok(wrap_bytes(&bytes)),
-            other => other,
-        };
         self.sink.complete(self.index, outcome);
     }
 }
@@ -48,20 +44,6 @@ impl fmt::Debug for Completion {
     }
 }
 
-/// postcard's encoding of a byte string: its length (a varint), then the
-/// bytes; what `chunk::Packed` makes on a worker.
-fn wrap_bytes(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 10);
-    let mut n = bytes.len() as u64;
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(bytes);
-    out
-}
-
 /// A result for one task (`apply_async`, `submit`).
 pub fn async_result<T: DeserializeOwned + 'static>() -> (Completion, AsyncResult<T>) {
     let cell = Arc::new(Cell::default());
@@ -69,7 +51,6 @@ pub fn async_result<T: DeserializeOwned + 'static>() -> (Completion, AsyncResult
     let done = Completion {
         sink: gather,
         index: 0,
-        chunk: false,
     };
     (done, AsyncResult::new(cell, decode_one::<T>))
 }
@@ -85,7 +66,6 @@ pub fn map_result<R: DeserializeOwned + 'static>(
         .map(|index| Completion {
             sink: gather.clone(),
             index,
-            chunk: true,
         })
         .collect();
     (done, AsyncResult::new(cell, decode_many::<R>))
@@ -105,7 +85,6 @@ pub fn imap_iter<R: DeserializeOwned>(
         .map(|index| Completion {
             sink: sink.clone(),
             index,
-            chunk: true,
         })
         .collect();
     (done, ImapIter::new(stream))
