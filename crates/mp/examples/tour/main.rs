@@ -1,8 +1,10 @@
 //! The tour: the article's programs, in Rust, with the results it states.
 //!
 //! Run it with `cargo run --release --example tour`. Each part prints what
-//! the article's Python program prints, and one line on what it teaches.
-//! Each part is a module of its own, run in the article's order.
+//! the article's Python program prints, the result the article states
+//! beside it (lines starting `article:`), and one line on what it teaches.
+//! Each part is a module of its own, numbered and run as the article's
+//! sections are: the introduction, 1, 2, 3-1, 3-2 and 3-3.
 
 mod part1;
 mod part2;

@@ -1,4 +1,4 @@
-//! Part 1 of the article: threads against processes, in Rust terms.
+//! The article's introduction: threads against processes, in Rust terms.
 //!
 //! CPython's GIL lets one thread run Python code at a time, so there threads
 //! help I/O-bound work and only processes help CPU-bound work. Rust has no
@@ -34,8 +34,8 @@ fn timed<T>(f: impl FnOnce() -> Result<T, mp::pool::Error>) -> Result<(T, f64), 
 
 /// Runs part 1: the same jobs serially, on two threads and on two processes.
 pub(crate) fn run() -> Result<(), Box<dyn Error>> {
-    println!("Part 1: threads against processes");
-    println!("---------------------------------");
+    println!("Introduction: threads against processes");
+    println!("---------------------------------------");
     let n = 200_000_000u64;
     let jobs = vec![n; 4];
     let threads = ThreadPool::new(2)?;
@@ -61,6 +61,9 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
     );
     processes.close();
     processes.join()?;
+    println!(
+        "article:     (CPython) 2 processes run CPU-bound jobs A and B in parallel, 2 threads do not (the GIL); threads suit I/O"
+    );
     println!("lesson: in Rust threads are parallel too; processes buy isolation, not speed.");
     println!();
     Ok(())

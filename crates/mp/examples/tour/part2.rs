@@ -1,4 +1,4 @@
-//! Part 2 of the article: processes share no data.
+//! Section 1 of the article: processes share no data.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -16,11 +16,12 @@ fn add_to_num(n: i64) -> (i64, u32) {
 /// Runs part 2: the unshared `num` under fork and under the default
 /// method, then a glimpse of what isolation buys.
 pub(crate) fn run() -> Result<(), mp::Error> {
-    println!("Part 2: processes share no data");
-    println!("-------------------------------");
+    println!("1. Processes share no data");
+    println!("--------------------------");
     for method in [StartMethod::Fork, mp::get_start_method()] {
         unshared_num(method)?;
     }
+    println!("article:     child 1 num: 15, child 2 num: 20, parent num: 10");
     println!("lesson: each child works on its own copy of `num`; the parent's stays 10.");
     println!();
     println!("A child that fails is reported, and the parent goes on:");
@@ -74,8 +75,15 @@ fn divide(x: (i64, i64)) -> i64 {
 
 /// Isolation is what processes buy in Rust: a panic or a crash in a child
 /// is a value in the parent.
+///
+/// The dividing child is forked: a forked child reports its panic on
+/// stderr without a backtrace, where std's hook in a spawned one would add a
+/// backtrace when `RUST_BACKTRACE` is set.
 fn crash_isolation() -> Result<(), mp::Error> {
-    let mut p = Process::new(divide, (1, 0));
+    println!(
+        "  (expected) a child divides by zero; its report on stderr follows, without a backtrace:"
+    );
+    let mut p = Process::new(divide, (1, 0)).start_method(StartMethod::Fork);
     p.start()?;
     match p.join() {
         Err(e) => {

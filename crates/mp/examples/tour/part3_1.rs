@@ -1,4 +1,4 @@
-//! Part 3-1 of the article: shared memory, and why it needs a lock.
+//! Section 3-1 of the article: shared memory, and why it needs a lock.
 
 use std::error::Error;
 use std::time::Duration;
@@ -43,8 +43,8 @@ fn count_unlocked(args: (RawValue<i64>, Barrier, i64)) {
 
 /// Runs part 3-1.
 pub(crate) fn run() -> Result<(), Box<dyn Error>> {
-    println!("Part 3-1: shared memory");
-    println!("-----------------------");
+    println!("3-1. Shared memory (sharedctypes: Value, RawValue)");
+    println!("--------------------------------------------------");
 
     let num = Value::new(10_i64)?;
     println!("parent: num = {}", num.get()?);
@@ -56,6 +56,7 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
     println!("child 1 adds 5:  num = {a}");
     println!("child 2 adds 10: num = {b}");
     println!("parent after join: num = {}", num.get()?);
+    println!("article:     shared, num would be 15, then 25");
     println!("lesson: a Value lives in shared memory; both children changed the parent's num.");
     println!();
 
@@ -71,6 +72,7 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
         "with a shared lock:    +1 x 10,000 and -1 x 10,000 end at {}",
         total.get()?
     );
+    println!("article:     0 (with a Manager's lock)");
 
     let total = RawValue::new(0_i64)?;
     let start = Barrier::new(2)?;

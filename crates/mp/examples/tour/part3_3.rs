@@ -1,4 +1,4 @@
-//! Part 3-3 of the article: a `Pipe` joins exactly two ends.
+//! Section 3-3 of the article: a `Pipe` joins exactly two ends.
 
 use mp::Process;
 use mp::ipc::{Connection, pipe};
@@ -21,8 +21,8 @@ fn task2(mut conn: Connection) -> String {
 
 /// Runs part 3-3.
 pub(crate) fn run() -> Result<(), Box<dyn std::error::Error>> {
-    println!("Part 3-3: a Pipe between two processes");
-    println!("--------------------------------------");
+    println!("3-3. A Pipe between two processes");
+    println!("---------------------------------");
     let (conn1, conn2) = pipe(true)?;
     let mut p1 = Process::new(task1, conn1);
     let mut p2 = Process::new(task2, conn2);
@@ -30,6 +30,7 @@ pub(crate) fn run() -> Result<(), Box<dyn std::error::Error>> {
     p2.start()?;
     assert_eq!(p1.join()?, "abc", "the article's result");
     assert_eq!(p2.join()?, "Got it", "the article's result");
+    println!("article:     task1 recv abc, task2 send abc, Got it");
     println!("lesson: a Pipe has two ends and no lock: faster than a Queue, for two processes.");
     println!();
     Ok(())
