@@ -144,9 +144,10 @@ fn sweep_strays(root: &Path) {
     }
 }
 
-/// `(package, example)` for every `crates/<package>/examples/<example>.rs`
-/// and `crates/<package>/examples/<example>/main.rs`, sorted. The directory
-/// name is the package name (house style).
+/// `(package, example)` for every `crates/<dir>/examples/<example>.rs` and
+/// `crates/<dir>/examples/<example>/main.rs`, sorted. The package is the
+/// one `crates/<dir>/Cargo.toml` names: the directory's name but for the
+/// facade, whose package is `multiprocess` (the name `mp` is taken).
 fn examples(root: &Path) -> Result<Vec<(String, String)>, String> {
     let mut found = Vec::new();
     let crates = root.join("crates");
@@ -158,11 +159,7 @@ fn examples(root: &Path) -> Result<Vec<(String, String)>, String> {
         let Ok(files) = std::fs::read_dir(dir.join("examples")) else {
             continue;
         };
-        let package = dir
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let package = package_name(&dir.join("Cargo.toml"))?;
         for file in files {
             let path = file.map_err(|e| format!("{}: {e}", dir.display()))?.path();
             if path.is_dir() && path.join("main.rs").is_file() {
@@ -184,4 +181,17 @@ fn examples(root: &Path) -> Result<Vec<(String, String)>, String> {
     }
     found.sort();
     Ok(found)
+}
+
+/// The `name` of a manifest's `[package]`: its first `name = "..."` line,
+/// which the house's manifests put first under `[package]`.
+fn package_name(manifest: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    text.lines()
+        .find_map(|line| {
+            let value = line.strip_prefix("name")?.trim_start().strip_prefix('=')?;
+            Some(value.trim().trim_matches('"').to_owned())
+        })
+        .ok_or_else(|| format!("{}: no package name", manifest.display()))
 }

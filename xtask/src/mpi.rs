@@ -104,7 +104,7 @@ pub(crate) fn ci_steps() -> Result<Vec<(Command, Option<Duration>)>, String> {
         ),
         // The facade's `mp::mpi` re-exports.
         (
-            cargo(&["test", "-p", "mp", "--features", "mpi", "--tests"]),
+            cargo(&["test", "-p", "multiprocess", "--features", "mpi", "--tests"]),
             Some(TEST_TIMEOUT),
         ),
         (
