@@ -81,6 +81,12 @@
 //!   `mpi::SharedCounter` is a counter every rank shares. The whole crate:
 //!   `mpi` (`mp-mpi`).
 //!
+//! # Errors
+//!
+//! Each part returns its own precise error type; all of them convert into
+//! [`Error`] with `?`, which sorts them into one [`ErrorKind`] and keeps the
+//! part's error inside ([`Error::downcast_ref`]).
+//!
 //! Each part is its own crate, so a program that needs only one depends on
 //! that crate alone.
 #![doc(test(attr(deny(warnings))))]
@@ -90,12 +96,15 @@
 #[doc(inline)]
 pub use mp_process as process;
 
+mod error;
+
+pub use error::{Error, ErrorKind};
+
 #[doc(inline)]
 pub use mp_process::{
-    ActiveChild, Context, CurrentProcess, Error, ErrorKind, ExitStatus, ParentProcess, Process,
-    StartMethod, active_children, cpu_count, current_process, force_start_method,
-    get_all_start_methods, get_context, get_start_method, init, parent_process, set_start_method,
-    spawn,
+    ActiveChild, Context, CurrentProcess, ExitStatus, ParentProcess, Process, StartMethod,
+    active_children, cpu_count, current_process, force_start_method, get_all_start_methods,
+    get_context, get_start_method, init, parent_process, set_start_method, spawn,
 };
 
 #[doc(inline)]
@@ -140,6 +149,9 @@ pub struct ReadmeDoctests;
 /// The guide's chapters, compiled and run as doctests.
 #[cfg(doctest)]
 pub mod guide {
+    #[doc = include_str!("../../../docs/guide/first-program.md")]
+    pub struct FirstProgram;
+
     #[doc = include_str!("../../../docs/guide/processes.md")]
     pub struct Processes;
 

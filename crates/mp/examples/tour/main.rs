@@ -14,8 +14,8 @@ mod part3_1_manager;
 mod part3_2;
 mod part3_3;
 
-// A boxed error: the parts return mp::Error and the sub-crates' errors.
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+// Every part returns mp::Error: each crate's error converts into it with `?`.
+fn main() -> Result<(), mp::Error> {
     mp::init();
 
     part1::run()?;

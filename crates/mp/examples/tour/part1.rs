@@ -5,7 +5,6 @@
 //! GIL: threads run in parallel too. Processes buy isolation (of crashes,
 //! memory and global state), not speed.
 
-use std::error::Error;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -33,7 +32,7 @@ fn timed<T>(f: impl FnOnce() -> Result<T, mp::pool::Error>) -> Result<(T, f64), 
 }
 
 /// Runs part 1: the same jobs serially, on two threads and on two processes.
-pub(crate) fn run() -> Result<(), Box<dyn Error>> {
+pub(crate) fn run() -> Result<(), mp::Error> {
     println!("Introduction: threads against processes");
     println!("---------------------------------------");
     let n = 200_000_000u64;

@@ -25,7 +25,7 @@ const SMALL: u64 = ARTICLE[1] * SCALE;
 
 /// Runs the pool programs: apply_async, imap, imap_unordered, and the
 /// same through ProcessPoolExecutor.
-pub(crate) fn run() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn run() -> Result<(), mp::Error> {
     println!("2. Process pools");
     println!("----------------");
     let pool = Pool::new(2)?;

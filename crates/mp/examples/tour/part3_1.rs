@@ -1,6 +1,5 @@
 //! Section 3-1 of the article: shared memory, and why it needs a lock.
 
-use std::error::Error;
 use std::time::Duration;
 
 use mp::{Barrier, Process, RawValue, Value};
@@ -42,7 +41,7 @@ fn count_unlocked(args: (RawValue<i64>, Barrier, i64)) {
 }
 
 /// Runs part 3-1.
-pub(crate) fn run() -> Result<(), Box<dyn Error>> {
+pub(crate) fn run() -> Result<(), mp::Error> {
     println!("3-1. Shared memory (sharedctypes: Value, RawValue)");
     println!("--------------------------------------------------");
 

@@ -1,7 +1,6 @@
 //! Section 3-1 of the article, through a Manager: slower than shared memory,
 //! but shareable with other programs and machines.
 
-use std::error::Error;
 use std::time::{Duration, Instant};
 
 use mp::manager::{LockProxy, ValueProxy};
@@ -45,7 +44,7 @@ fn count_shared(args: (Value<i64>, Barrier, i64)) -> f64 {
 }
 
 /// Runs the article's two Manager programs.
-pub(crate) fn run() -> Result<(), Box<dyn Error>> {
+pub(crate) fn run() -> Result<(), mp::Error> {
     println!("3-1. Shared memory through a Manager: objects in a server, reached by proxies");
     println!("-----------------------------------------------------------------------------");
     let manager = Manager::start()?;

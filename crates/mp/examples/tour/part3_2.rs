@@ -34,7 +34,7 @@ fn consume((q, n): (Queue<(u32, u32)>, usize)) -> Vec<(u32, u32)> {
 }
 
 /// Runs part 3-2.
-pub(crate) fn run() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn run() -> Result<(), mp::Error> {
     println!("3-2. A Queue between processes");
     println!("------------------------------");
     let q: Queue<String> = Queue::new()?;

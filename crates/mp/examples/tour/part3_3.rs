@@ -20,7 +20,7 @@ fn task2(mut conn: Connection) -> String {
 }
 
 /// Runs part 3-3.
-pub(crate) fn run() -> Result<(), Box<dyn std::error::Error>> {
+pub(crate) fn run() -> Result<(), mp::Error> {
     println!("3-3. A Pipe between two processes");
     println!("---------------------------------");
     let (conn1, conn2) = pipe(true)?;
