@@ -113,9 +113,22 @@ where
     ///
     /// `f` must be a function item or a closure that captures nothing: a
     /// re-executed child finds it by its address in the executable, and a
-    /// capturing closure is a compile-time error (use [`Process::closure`]
-    /// under the fork method for those). `args` travel by serde; pass a
-    /// tuple for several.
+    /// capturing closure is refused when the program is built (use
+    /// [`Process::closure`] under the fork method for those). `args` travel
+    /// by serde; pass a tuple for several.
+    ///
+    /// The refusal is a constant evaluated as the generic code is built, so
+    /// it shows at `cargo build` (and `cargo test`), not at `cargo check`:
+    /// "mp: the function given to Process::new, Pool::apply, map and the
+    /// like must be a fn item or a closure that captures nothing", with a
+    /// note naming the closure's place in your code. The same holds for
+    /// every pool call that takes a function.
+    ///
+    /// ```compile_fail,E0080
+    /// let k = 3u64;
+    /// // Captures `k`: refused at build time.
+    /// let mut p = mp_process::Process::new(move |x: u64| x + k, 1);
+    /// ```
     pub fn new<F, A>(f: F, args: A) -> Process<R>
     where
         F: Fn(A) -> R + Copy + 'static,

@@ -494,6 +494,27 @@ pub(crate) unsafe fn decode_entry(offset: i64) -> EntryFn {
     unsafe { std::mem::transmute::<usize, EntryFn>(addr) }
 }
 
+/// Refuses at build time a function that another process cannot name.
+///
+/// A child gets its function as an address in the executable, so the
+/// function must be the whole of its value: a fn item or a closure that
+/// captures nothing (zero-sized). The check is a constant evaluated when
+/// the generic code is built for `F`, so the error shows at `cargo build`,
+/// not at `cargo check`; the compiler's note "the above error was
+/// encountered while instantiating" names the call that passed `F`.
+struct Nameable<F>(std::marker::PhantomData<F>);
+
+impl<F> Nameable<F> {
+    const CHECK: () = assert!(
+        std::mem::size_of::<F>() == 0,
+        "mp: the function given to Process::new, Pool::apply, map and the like \
+         must be a fn item or a closure that captures nothing, since another \
+         process names it by its address and cannot receive what it captured. \
+         Pass the values it needs as its argument (a tuple for several), or \
+         use Process::closure, which runs any closure in a forked child."
+    );
+}
+
 /// Makes a value of the zero-sized, `Copy` function type `F` out of nothing,
 /// in a process that cannot receive it otherwise.
 ///
@@ -503,7 +524,7 @@ pub(crate) unsafe fn decode_entry(offset: i64) -> EntryFn {
 ///   nothing. Such a type has a single value and no invariants, so making one
 ///   duplicates nothing that its owner relies on.
 pub(crate) unsafe fn conjure<F: Copy>() -> F {
-    const { assert!(std::mem::size_of::<F>() == 0) };
+    let () = Nameable::<F>::CHECK;
     // SAFETY: F is a zero-sized Copy type (caller's guarantee, size checked
     // at compile time), so there are no bytes to initialise.
     unsafe { std::mem::zeroed::<F>() }
@@ -565,6 +586,7 @@ where
     A: serde::de::DeserializeOwned + 'static,
     R: serde::Serialize + 'static,
 {
+    let () = Nameable::<F>::CHECK;
     fn trampoline<F, A, R>(args: &[u8]) -> crate::wire::Outcome
     where
         F: Fn(A) -> R + Copy + 'static,
