@@ -60,8 +60,9 @@ pub enum ErrorKind {
     InvalidStartMethod,
     /// The process-wide start method was already set.
     ContextAlreadySet,
-    /// The operation is not allowed here (a daemon starting children, a
-    /// closure under a start method other than fork).
+    /// The operation is not allowed here: a closure under a start method
+    /// other than fork. (A daemon may start children, unlike in CPython:
+    /// they are daemons too by default, so they die with it.)
     NotAllowed,
     /// An operating-system call failed; see [`std::error::Error::source`].
     Io,

@@ -182,6 +182,10 @@ where
 
     /// Makes the child a daemon: it is killed when its parent exits, or
     /// when its handle is dropped. The default is the creator's own flag.
+    ///
+    /// A daemon may start children of its own (CPython forbids it); they
+    /// are daemons too unless made otherwise, so a daemon's whole tree dies
+    /// with it.
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
