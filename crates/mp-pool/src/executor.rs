@@ -194,6 +194,12 @@ impl ProcessPoolExecutor {
             .build()
     }
 
+    /// An executor of up to one worker per CPU
+    /// ([`mp_process::cpu_count`]), as Python's `ProcessPoolExecutor()`.
+    pub fn with_cpus() -> Result<ProcessPoolExecutor, Error> {
+        ProcessPoolExecutor::builder().build()
+    }
+
     /// A builder, for the initializer, `max_tasks_per_child` and start
     /// method.
     pub fn builder() -> ExecutorBuilder {

@@ -150,6 +150,18 @@ impl Pool {
         Pool::builder().processes(processes).build()
     }
 
+    /// A pool of one worker per CPU ([`mp_process::cpu_count`]), as
+    /// Python's `Pool()`.
+    ///
+    /// ```
+    /// let pool = mp_pool::Pool::with_cpus()?;
+    /// assert_eq!(pool.processes(), mp_process::cpu_count());
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn with_cpus() -> Result<Pool, Error> {
+        Pool::builder().build()
+    }
+
     /// A builder, for the initializer, `maxtasksperchild` and start method.
     pub fn builder() -> PoolBuilder {
         PoolBuilder {
