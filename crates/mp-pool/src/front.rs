@@ -679,8 +679,12 @@ macro_rules! delegate_task_pool {
             fn apply<F, A, R>(&self, f: F, args: A) -> Result<R, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
-                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                A: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
+                R: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
             {
                 <$pool>::apply(self, f, args)
             }
@@ -692,8 +696,12 @@ macro_rules! delegate_task_pool {
             ) -> Result<$crate::AsyncResult<R>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
-                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                A: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
+                R: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
             {
                 <$pool>::apply_async(self, f, args)
             }
@@ -706,8 +714,12 @@ macro_rules! delegate_task_pool {
             ) -> Result<Vec<R>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
-                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                A: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
+                R: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
                 I: IntoIterator<Item = A>,
             {
                 <$pool>::map(self, f, items, chunksize)
@@ -721,8 +733,12 @@ macro_rules! delegate_task_pool {
             ) -> Result<$crate::AsyncResult<Vec<R>>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
-                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                A: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
+                R: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
                 I: IntoIterator<Item = A>,
             {
                 <$pool>::map_async(self, f, items, chunksize)
@@ -736,8 +752,12 @@ macro_rules! delegate_task_pool {
             ) -> Result<$crate::ImapIter<R>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
-                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                A: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
+                R: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
                 I: IntoIterator<Item = A>,
             {
                 <$pool>::imap(self, f, items, chunksize)
@@ -751,8 +771,12 @@ macro_rules! delegate_task_pool {
             ) -> Result<$crate::ImapIter<R>, $crate::Error>
             where
                 F: Fn(A) -> R + Copy + 'static,
-                A: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
-                R: $crate::__serde::Serialize + $crate::__serde::de::DeserializeOwned + 'static,
+                A: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
+                R: $crate::__private::serde::Serialize
+                    + $crate::__private::serde::de::DeserializeOwned
+                    + 'static,
                 I: IntoIterator<Item = A>,
             {
                 <$pool>::imap_unordered(self, f, items, chunksize)

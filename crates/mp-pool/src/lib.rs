@@ -73,6 +73,7 @@ mod error;
 mod executor;
 mod front;
 mod pool;
+#[doc(hidden)] // the hook for mp-mpi's pool, not user API
 pub mod remote;
 mod result;
 mod thread;
@@ -85,11 +86,13 @@ pub use executor::{
     ThreadPoolExecutor, as_completed, wait,
 };
 pub use front::TaskPool;
-// For `delegate_task_pool!`, expanded in other crates.
 pub use pool::{Pool, PoolBuilder};
 pub use result::{AsyncResult, ImapIter};
 #[doc(hidden)]
-pub use serde as __serde;
+pub mod __private {
+    //! What `delegate_task_pool!` names when it expands in other crates.
+    pub use serde;
+}
 pub use thread::ThreadPool;
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ pub use shm::SharedMemory;
 /// for a peer that runs on its own CPU should give the CPU up rather than
 /// poll, since the peer cannot run while it does. The thread may move to
 /// another CPU at any time.
+#[doc(hidden)] // for mp's own crates (the manager's and the pool's rings), not user API
 pub fn current_cpu() -> Option<usize> {
     sys::current_cpu()
 }
@@ -111,6 +112,7 @@ pub fn current_cpu() -> Option<usize> {
 /// may live in shared memory ([`SharedMemory::atomic_u32_at`]): sleepers
 /// and wakers in different processes meet (a non-private futex). A wake
 /// may be spurious: check the condition again.
+#[doc(hidden)] // for mp's own crates (the manager's and the pool's rings), not user API
 pub fn futex_wait(
     word: &std::sync::atomic::AtomicU32,
     expected: u32,
@@ -121,6 +123,7 @@ pub fn futex_wait(
 
 /// Wakes up to `n` threads asleep in [`futex_wait`] on `word`, in any
 /// process.
+#[doc(hidden)] // for mp's own crates (the manager's and the pool's rings), not user API
 pub fn futex_wake(word: &std::sync::atomic::AtomicU32, n: u32) {
     sys::futex_wake(word, n);
 }
