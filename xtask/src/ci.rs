@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: every check CI runs, in order, stopping at the first
-//! failure: fmt, clippy, tests, doc tests, docs, then every example in release,
-//! then the MPI steps (`mpi.rs`).
+//! failure: fmt, clippy, tests, doc tests, docs, packaging, then every example
+//! in release, then the MPI steps (`mpi.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -63,6 +63,11 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             doc.cmd.env("RUSTDOCFLAGS", "-D warnings");
             doc
         },
+        // Every publishable crate packs and builds from its package alone
+        // (the workspace's crates stand in for the registry's copies).
+        // `--allow-dirty`: a local run may have uncommitted work; CI's
+        // clone has none.
+        step(&["package", "--workspace", "--allow-dirty"]),
     ];
     let examples = examples(root)?;
     if !examples.is_empty() {

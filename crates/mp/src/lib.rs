@@ -140,33 +140,3 @@ pub use mp_manager::Manager;
 #[cfg(feature = "mpi")]
 #[doc(inline)]
 pub use mp_mpi as mpi;
-
-/// The README's examples, compiled as doctests so that they stay true.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
-
-/// The guide's chapters, compiled and run as doctests.
-#[cfg(doctest)]
-pub mod guide {
-    #[doc = include_str!("../../../docs/guide/first-program.md")]
-    pub struct FirstProgram;
-
-    #[doc = include_str!("../../../docs/guide/processes.md")]
-    pub struct Processes;
-
-    #[doc = include_str!("../../../docs/guide/start-methods.md")]
-    pub struct StartMethods;
-
-    #[doc = include_str!("../../../docs/guide/pools.md")]
-    pub struct Pools;
-
-    #[doc = include_str!("../../../docs/guide/shared-memory.md")]
-    pub struct SharedMemory;
-
-    #[doc = include_str!("../../../docs/guide/managers.md")]
-    pub struct Managers;
-
-    #[doc = include_str!("../../../docs/guide/queues-and-pipes.md")]
-    pub struct QueuesAndPipes;
-}
