@@ -7,9 +7,8 @@
 //! creator holds the block: nothing is left behind when it exits or is
 //! killed, and no tracker process is needed.
 
-use std::ffi::CString;
 use std::fmt;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -116,19 +115,15 @@ impl SharedMemory {
             Ok(target) if target.as_os_str() == expected.as_str() => {}
             _ => return Err(not_found()),
         }
-        let path = CString::new(format!("/proc/{pid}/fd/{fd}")).map_err(|_| not_found())?;
-        // SAFETY: `path` is a valid NUL-terminated string outliving the call.
-        let raw = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if raw < 0 {
-            let e = std::io::Error::last_os_error();
-            return match e.raw_os_error() {
-                // The block went away between the look and the open.
-                Some(libc::ENOENT | libc::ESRCH | libc::ENXIO) => Err(not_found()),
-                _ => Err(Error::io("cannot open the block", e)),
-            };
-        }
-        // SAFETY: `raw` was just returned by open and nothing else owns it.
-        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+        let owned = match sys::open_rdwr(&format!("/proc/{pid}/fd/{fd}")) {
+            Ok(fd) => fd,
+            // The block went away between the look and the open.
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::SRCH | rustix::io::Errno::NXIO) => {
+                return Err(not_found());
+            }
+            Err(e) => return Err(Error::io("cannot open the block", e.into())),
+        };
+        let raw = owned.as_raw_fd();
         // Check what we opened, not what the path named a moment ago: the
         // creator may have closed that descriptor and reused its number.
         let link = std::fs::read_link(format!("/proc/self/fd/{raw}")).map_err(|_| not_found())?;

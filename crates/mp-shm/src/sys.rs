@@ -1,40 +1,27 @@
 //! The system calls under the crate: memfd, mmap, futex, pids and liveness.
 //!
-//! Every raw call lives here behind a checked helper, so that the rest of
-//! the crate has a handful of `unsafe` blocks, all about shared memory.
+//! Every system call lives here behind a checked helper: rustix's safe
+//! calls and memmap2's raw mapping, and `libc` only for `pthread_atfork`,
+//! which neither has. So the crate's other `unsafe` blocks are all about
+//! reading and writing shared memory.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+
+use rustix::fs::{MemfdFlags, SealFlags};
+use rustix::thread::futex;
 
 /// Creates an anonymous memfd of `len` bytes (zero-filled), close-on-exec,
 /// with its size sealed so that no process can shrink it under a mapping
 /// (which would turn reads into SIGBUS).
 pub(crate) fn memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
-    let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
-    let fd =
-        unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by memfd_create and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let size =
-        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: ftruncate on a descriptor we own; no memory is involved.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-    // SAFETY: fcntl(F_ADD_SEALS) on a descriptor we own; no memory is involved.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let size = u64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    rustix::fs::ftruncate(&fd, size)?;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
     Ok(fd)
 }
 
@@ -43,41 +30,31 @@ pub(crate) fn memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
 ///
 /// Also the file's device and inode ([`file_id`]), from the same `fstat`.
 pub(crate) fn size_and_sealed(fd: BorrowedFd<'_>) -> io::Result<(u64, bool, (u64, u64))> {
-    let meta = metadata(fd)?;
-    // SAFETY: fcntl(F_GET_SEALS) on a valid borrowed descriptor.
-    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-    let sealed = seals >= 0 && seals & libc::F_SEAL_SHRINK != 0;
-    Ok((meta.len(), sealed, id_of(&meta)))
+    let st = rustix::fs::fstat(fd)?;
+    let sealed = rustix::fs::fcntl_get_seals(fd).is_ok_and(|s| s.contains(SealFlags::SHRINK));
+    let size = u64::try_from(st.st_size).unwrap_or(0);
+    Ok((size, sealed, (st.st_dev, st.st_ino)))
 }
 
 /// The device and inode of the file behind `fd`: equal for two
 /// descriptors (or mappings) of one memfd, in any process.
 pub(crate) fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
-    Ok(id_of(&metadata(fd)?))
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
 }
 
-fn metadata(fd: BorrowedFd<'_>) -> io::Result<std::fs::Metadata> {
-    std::fs::File::from(fd.try_clone_to_owned()?).metadata()
+/// Opens another process's descriptor by its `/proc/<pid>/fd/<n>` path,
+/// read-write and close-on-exec; the error keeps its errno, which tells a
+/// block that is gone from other failures.
+pub(crate) fn open_rdwr(path: &str) -> Result<OwnedFd, rustix::io::Errno> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
 }
 
-fn id_of(meta: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
-}
-
-/// A `MAP_SHARED` read-write mapping of a whole file; unmapped on drop.
+/// A `MAP_SHARED` read-write mapping of a whole file (memmap2's `MmapRaw`,
+/// which hands out only raw pointers); unmapped on drop.
 #[derive(Debug)]
-pub(crate) struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain memory owned by this struct; every access to
-// its contents goes through raw pointers or atomics, whose users uphold the
-// cross-process rules documented on the public types.
-unsafe impl Send for Mapping {}
-// SAFETY: as for `Send`: `&Mapping` only hands out the raw pointer.
-unsafe impl Sync for Mapping {}
+pub(crate) struct Mapping(memmap2::MmapRaw);
 
 impl Mapping {
     /// Maps `len` bytes of `fd`, shared with every other mapping of it.
@@ -85,42 +62,18 @@ impl Mapping {
         if len == 0 {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
-        // SAFETY: a fresh mapping chosen by the kernel (null hint) overlaps no
-        // Rust object; `fd` is a valid descriptor for the duration of the call.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr =
-            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        Ok(Mapping { ptr, len })
+        memmap2::MmapOptions::new()
+            .len(len)
+            .map_raw(&fd)
+            .map(Mapping)
     }
 
     pub(crate) fn ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.0.as_mut_ptr()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` describe exactly the mapping made in `new`, and
-        // every reference into it borrows from the owner of this `Mapping`.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        self.0.len()
     }
 }
 
@@ -137,43 +90,23 @@ pub(crate) enum Wake {
 /// Not the `_PRIVATE` variant: the word lives in memory shared between
 /// processes, so the kernel must key it on the page, not the address space.
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+    let ts = timeout.map(|d| futex::Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         // Always below 1e9: a normalised timespec (raw_sync's EINVAL bug).
-        tv_nsec: libc::c_long::from(d.subsec_nanos() as i32),
+        tv_nsec: i64::from(d.subsec_nanos()),
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the
-    // call, and `ts_ptr` is null or points at a timespec that outlives it.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-        )
-    };
-    if r == 0 {
-        return Wake::Retry;
-    }
-    match io::Error::last_os_error().raw_os_error() {
-        Some(libc::ETIMEDOUT) => Wake::TimedOut,
-        // EAGAIN (the word changed), EINTR (a signal): the caller re-checks.
+    match futex::wait(word, futex::Flags::empty(), expected, ts.as_ref()) {
+        Err(rustix::io::Errno::TIMEDOUT) => Wake::TimedOut,
+        // Woken; EAGAIN (the word changed), EINTR (a signal): the caller
+        // re-checks.
         _ => Wake::Retry,
     }
 }
 
 /// Wakes up to `n` sleepers on `word`.
 pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
-    let n = i32::try_from(n).unwrap_or(i32::MAX);
-    // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE only reads
-    // its address.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n);
-    }
+    let n = n.min(i32::MAX as u32);
+    let _ = futex::wake(word, futex::Flags::empty(), n);
 }
 
 /// This process's pid, cached: `getpid` is a system call, and the lock's
@@ -218,26 +151,23 @@ pub(crate) fn thread_id() -> u64 {
 /// process has exited). Without pidfds, `/proc/<pid>/stat` gives the state.
 /// An unknown answer counts as alive: a wrong "dead" would break a lock.
 pub(crate) fn process_ended(pid: u32) -> bool {
-    let Ok(pid_t) = libc::pid_t::try_from(pid) else {
+    use rustix::event::{PollFd, PollFlags};
+    use rustix::process::{Pid, PidfdFlags};
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return false;
     };
-    // SAFETY: pidfd_open takes plain integers and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid_t, 0) };
-    if fd >= 0 {
-        // SAFETY: `fd` was just returned by pidfd_open and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd that outlives the call.
-        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
-        return r > 0 && pfd.revents & libc::POLLIN != 0;
-    }
-    match io::Error::last_os_error().raw_os_error() {
-        Some(libc::ESRCH) => true,
-        _ => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    match rustix::process::pidfd_open(p, PidfdFlags::empty()) {
+        Ok(fd) => {
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            let zero = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            rustix::event::poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0)
+                && fds[0].revents().contains(PollFlags::IN)
+        }
+        Err(rustix::io::Errno::SRCH) => true,
+        Err(_) => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Err(e) => e.kind() == io::ErrorKind::NotFound,
             Ok(stat) => stat
                 .rsplit_once(')')
@@ -250,9 +180,9 @@ pub(crate) fn process_ended(pid: u32) -> bool {
 /// A random 64-bit number, for names that must not collide.
 pub(crate) fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
-    // SAFETY: getrandom writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n == 8 {
+    if rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty())
+        .is_ok_and(|n| n == 8)
+    {
         return u64::from_ne_bytes(buf);
     }
     // No getrandom: time and pid are unique enough for a name that is also
@@ -267,22 +197,14 @@ pub(crate) fn random_u64() -> u64 {
 /// complete).
 pub(crate) fn pread_all(fd: BorrowedFd<'_>, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
-        let off = libc::off_t::try_from(offset)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
-        match n {
-            n if n > 0 => {
-                buf = &mut buf[n as usize..];
+        match rustix::io::pread(fd, &mut *buf, offset) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(n) => {
+                buf = &mut buf[n..];
                 offset += n as u64;
             }
-            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -292,22 +214,14 @@ pub(crate) fn pread_all(fd: BorrowedFd<'_>, mut buf: &mut [u8], mut offset: u64)
 /// complete).
 pub(crate) fn pwrite_all(fd: BorrowedFd<'_>, mut data: &[u8], mut offset: u64) -> io::Result<()> {
     while !data.is_empty() {
-        let off = libc::off_t::try_from(offset)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `data` is valid for reads of `data.len()` bytes.
-        let n = unsafe { libc::pwrite(fd.as_raw_fd(), data.as_ptr().cast(), data.len(), off) };
-        match n {
-            n if n > 0 => {
-                data = &data[n as usize..];
+        match rustix::io::pwrite(fd, data, offset) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => {
+                data = &data[n..];
                 offset += n as u64;
             }
-            0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -315,8 +229,5 @@ pub(crate) fn pwrite_all(fd: BorrowedFd<'_>, mut data: &[u8], mut offset: u64) -
 
 /// The CPU the calling thread runs on (a hint: it may move at once).
 pub(crate) fn current_cpu() -> Option<usize> {
-    // SAFETY: sched_getcpu takes no arguments and only reads the calling
-    // thread's state (a vDSO call on Linux).
-    let cpu = unsafe { libc::sched_getcpu() };
-    usize::try_from(cpu).ok()
+    Some(rustix::thread::sched_getcpu())
 }
