@@ -102,6 +102,8 @@ mod forkserver;
 mod function;
 mod process;
 mod sys;
+#[doc(hidden)]
+pub mod trace;
 mod wire;
 
 #[cfg(test)]

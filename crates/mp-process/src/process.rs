@@ -316,6 +316,13 @@ where
         };
         let running = result?;
         register(&running.inner);
+        crate::mp_event!(
+            debug,
+            pid = running.inner.pid,
+            name = %running.inner.name,
+            daemon = running.inner.daemon,
+            "process started"
+        );
         self.state = State::Running(running);
         Ok(())
     }
@@ -617,6 +624,7 @@ where
         };
         let outcome = running.outcome.take().expect("read above");
         let inner = running.inner.clone();
+        crate::mp_event!(debug, pid = inner.pid, status = %status, "process joined");
         self.state = State::Joined(inner);
         match outcome {
             Ok(Outcome::Ok(bytes)) => postcard::from_bytes::<R>(&bytes).map_err(|e| {
