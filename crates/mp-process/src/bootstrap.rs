@@ -185,10 +185,10 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    match postcard::from_bytes::<A>(args) {
+    match crate::codec::decode::<A>(args) {
         Ok(a) => run_caught(move || f(a)),
         Err(e) => Outcome::Failed(ChildFailure::Serialization(format!(
-            "cannot decode the arguments: {e}"
+            "cannot decode the arguments in the child: {e}"
         ))),
     }
 }
@@ -196,23 +196,27 @@ where
 /// Runs `f`, catching a panic, and encodes its result.
 pub(crate) fn run_caught<R: Serialize>(f: impl FnOnce() -> R) -> Outcome {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => match postcard::to_stdvec(&r) {
+        Ok(r) => match crate::codec::encode(&r) {
             Ok(bytes) => Outcome::Ok(bytes),
             Err(e) => Outcome::Failed(ChildFailure::Serialization(format!(
-                "cannot encode the result: {e}"
+                "cannot encode the result in the child: {e}"
             ))),
         },
         Err(payload) => {
             let message = payload_message(&*payload);
-            let location = LAST_PANIC.with(|l| l.borrow_mut().take());
-            Outcome::Panic(PanicInfo::new(message, location))
+            let (location, backtrace) = LAST_PANIC
+                .with(|l| l.borrow_mut().take())
+                .unwrap_or_default();
+            Outcome::Panic(PanicInfo::new(message, location, backtrace))
         }
     }
 }
 
 thread_local! {
-    /// Where the last panic on this thread happened, as the hook saw it.
-    static LAST_PANIC: RefCell<Option<Location>> = const { RefCell::new(None) };
+    /// Where the last panic on this thread happened and its backtrace (when
+    /// captured), as the hook saw them.
+    static LAST_PANIC: RefCell<Option<(Option<Location>, Option<String>)>> =
+        const { RefCell::new(None) };
 }
 
 /// Set in a forked child: locks copied from the parent may be held by
@@ -225,8 +229,13 @@ pub(crate) fn mark_forked() {
 }
 
 /// Chains a panic hook that remembers the location of each panic (the
-/// payload does not carry it), then runs the previous hook, which prints the
-/// message as usual.
+/// payload does not carry it) and its backtrace, then runs the previous
+/// hook, which prints the message as usual.
+///
+/// The backtrace is `Backtrace::capture`: captured only when
+/// `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` asks for it (otherwise it costs
+/// one cached check), and resolved to text here, in the process whose
+/// symbols it names, to travel to the parent as a string.
 ///
 /// In a forked child the previous hook is skipped: std's default hook takes
 /// a lock that another thread of the parent may have held at the fork (it
@@ -238,6 +247,9 @@ pub(crate) fn install_panic_hook() {
         let prev = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             let loc = info.location().map(Location::from_std);
+            let bt = std::backtrace::Backtrace::capture();
+            let bt =
+                (bt.status() == std::backtrace::BacktraceStatus::Captured).then(|| bt.to_string());
             if FORKED.load(Ordering::Relaxed) {
                 let msg = payload_message(info.payload());
                 let at = loc.as_ref().map(|l| format!(" at {l}")).unwrap_or_default();
@@ -245,7 +257,7 @@ pub(crate) fn install_panic_hook() {
             } else {
                 prev(info);
             }
-            let _ = LAST_PANIC.try_with(|l| *l.borrow_mut() = loc);
+            let _ = LAST_PANIC.try_with(|l| *l.borrow_mut() = Some((loc, bt)));
         }));
     });
 }

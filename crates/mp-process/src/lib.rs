@@ -96,6 +96,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod bootstrap;
+pub mod codec;
 mod error;
 mod fdpass;
 mod forkserver;
@@ -111,6 +112,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+pub use codec::{CodecError, SelfDescribing};
 pub use error::{Error, ErrorKind, ExitStatus, Location, PanicInfo};
 pub use fdpass::{MAX_FDS_PER_MESSAGE, SharedFd, recv_fds, send_fds};
 pub use function::{Function, RawFunction, decode, encode};
