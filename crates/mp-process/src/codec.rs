@@ -179,6 +179,11 @@ pub fn decode_failed<T: DeserializeOwned>(bytes: &[u8], e: postcard::Error) -> C
     CodecError::decode(name, reason, bytes)
 }
 
+/// An encode failure found by a caller, in this module's terms.
+pub fn encode_refused<T: ?Sized>(_value: &T, reason: impl Into<String>) -> CodecError {
+    CodecError::encode(std::any::type_name::<T>(), reason.into())
+}
+
 /// A decode failure found by a caller (a frame of the wrong kind, a
 /// length that does not fit), in this module's terms.
 pub fn decode_refused<T: ?Sized>(bytes: &[u8], reason: impl Into<String>) -> CodecError {
