@@ -92,10 +92,10 @@ pub use mp_process as process;
 
 #[doc(inline)]
 pub use mp_process::{
-    ActiveChild, Context, CurrentProcess, Error, ErrorKind, ExitStatus, ParentProcess, Process,
-    StartMethod, active_children, cpu_count, current_process, force_start_method,
-    get_all_start_methods, get_context, get_start_method, init, parent_process, set_start_method,
-    spawn,
+    ActiveChild, CodecError, Context, CurrentProcess, Error, ErrorKind, ExitStatus, ParentProcess,
+    Process, SelfDescribing, StartMethod, active_children, cpu_count, current_process,
+    force_start_method, get_all_start_methods, get_context, get_start_method, init, parent_process,
+    set_start_method, spawn,
 };
 
 #[doc(inline)]
@@ -157,4 +157,7 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/guide/queues-and-pipes.md")]
     pub struct QueuesAndPipes;
+
+    #[doc = include_str!("../../../docs/guide/what-travels.md")]
+    pub struct WhatTravels;
 }
