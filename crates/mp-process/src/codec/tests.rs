@@ -173,3 +173,30 @@ fn serde_bytes_like(b: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b);
     out
 }
+
+#[test]
+fn hostile_bytes_give_errors_never_panics() {
+    // A fixed xorshift stream: the same bytes on every run.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    };
+    for len in 0..64 {
+        for _ in 0..40 {
+            let b: Vec<u8> = (0..len).map(|_| next()).collect();
+            // Each goes through the capturing deserializer on most errors.
+            let _ = decode::<Vec<Even>>(&b);
+            let _ = decode::<Holder>(&b);
+            let _ = decode::<Option<Untagged2>>(&b);
+            let _ = decode::<(String, Vec<Untagged>)>(&b);
+            let _ = decode::<SelfDescribing<Flat>>(&b);
+            if let Err(e) = decode::<BTreeMap<String, Even>>(&b) {
+                assert_eq!(e.bytes(), Some(&b[..]));
+                assert!(!e.reason().is_empty());
+            }
+        }
+    }
+}
