@@ -34,4 +34,7 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/guide/queues-and-pipes.md")]
     pub struct QueuesAndPipes;
+
+    #[doc = include_str!("../../../docs/guide/what-travels.md")]
+    pub struct WhatTravels;
 }

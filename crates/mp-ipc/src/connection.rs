@@ -244,7 +244,7 @@ impl Connection {
         let res = postcard::to_extend(value, buf);
         let mut buf = match res {
             Ok(b) => b,
-            Err(e) => return Err(Error::Encode(e.to_string())),
+            Err(e) => return Err(Error::Encode(mp_process::codec::encode_failed(value, e))),
         };
         let n = buf.len() - 4;
         if let Err(e) = self.wait_room(deadline) {
@@ -551,16 +551,10 @@ fn send_error(e: std::io::Error) -> Error {
     Error::Io(e)
 }
 
-/// Deserializes a whole message as a `T`; trailing bytes are an error.
+/// Deserializes a whole message as a `T`; trailing bytes are an error. A
+/// failure names the type and keeps the message's bytes.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    match postcard::take_from_bytes::<T>(bytes) {
-        Ok((v, [])) => Ok(v),
-        Ok((_, rest)) => Err(Error::Decode(format!(
-            "{} bytes left over after the value",
-            rest.len()
-        ))),
-        Err(e) => Err(Error::Decode(e.to_string())),
-    }
+    mp_process::codec::decode(bytes).map_err(Error::Decode)
 }
 
 impl fmt::Debug for Connection {

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+use mp_process::CodecError;
+
 /// What went wrong with a [`Connection`](crate::Connection), a
 /// [`Listener`](crate::Listener) or a client connection.
 #[derive(Debug)]
@@ -31,11 +33,14 @@ pub enum Error {
     /// `recv_bytes_into` got a message longer than the buffer: the whole
     /// message is here (Python's `BufferTooShort`).
     BufferTooShort(Vec<u8>),
-    /// A value could not be serialized; nothing was sent.
-    Encode(String),
-    /// A message could not be deserialized as the type asked for; it was
-    /// consumed.
-    Decode(String),
+    /// A value could not be serialized; nothing was sent. The error names
+    /// the type and says why.
+    Encode(CodecError),
+    /// A message could not be deserialized as the type asked for. It was
+    /// taken from the connection, and its bytes are in the error
+    /// ([`CodecError::bytes`]): decode them as another type, or wrap the
+    /// type in [`SelfDescribing`](mp_process::SelfDescribing) at both ends.
+    Decode(CodecError),
     /// The authentication handshake failed (Python's `AuthenticationError`):
     /// a wrong key on either side, or a peer that does not speak it.
     Authentication(String),
@@ -60,8 +65,8 @@ impl fmt::Display for Error {
             Error::BufferTooShort(m) => {
                 write!(f, "buffer too short for a message of {} bytes", m.len())
             }
-            Error::Encode(e) => write!(f, "cannot serialize the value: {e}"),
-            Error::Decode(e) => write!(f, "cannot deserialize the message: {e}"),
+            Error::Encode(e) => write!(f, "nothing was sent: {e}"),
+            Error::Decode(e) => write!(f, "the message was received but {e}"),
             Error::Authentication(e) => write!(f, "authentication failed: {e}"),
             Error::InvalidInput(e) => write!(f, "invalid input: {e}"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
@@ -73,6 +78,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Encode(e) | Error::Decode(e) => Some(e),
             _ => None,
         }
     }
@@ -99,8 +105,9 @@ pub enum PutError<T> {
     Full(T),
     /// This handle was closed with `close`.
     Closed(T),
-    /// The value could not be serialized; nothing was put.
-    Encode(T, String),
+    /// The value could not be serialized; nothing was put. The error names
+    /// the type and says why.
+    Encode(T, CodecError),
     /// An operating-system error; nothing was put.
     Io(T, io::Error),
 }
@@ -122,13 +129,21 @@ impl<T> fmt::Display for PutError<T> {
         match self {
             PutError::Full(_) => f.write_str("queue is full"),
             PutError::Closed(_) => f.write_str("queue is closed"),
-            PutError::Encode(_, e) => write!(f, "cannot serialize the item: {e}"),
+            PutError::Encode(_, e) => write!(f, "nothing was put: {e}"),
             PutError::Io(_, e) => write!(f, "i/o error: {e}"),
         }
     }
 }
 
-impl<T: fmt::Debug> std::error::Error for PutError<T> {}
+impl<T: fmt::Debug> std::error::Error for PutError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PutError::Encode(_, e) => Some(e),
+            PutError::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why nothing could be taken from a queue.
 #[derive(Debug)]
@@ -139,9 +154,15 @@ pub enum GetError {
     Empty,
     /// This handle was closed with `close`.
     Closed,
-    /// An item could not be deserialized as the queue's type; it was
-    /// consumed.
-    Decode(String),
+    /// An item could not be deserialized as the queue's type. It was taken
+    /// off the queue, and its bytes are in the error
+    /// ([`CodecError::bytes`]), so it is not lost: decode them as another
+    /// type, or put them on a queue of bytes.
+    Decode(CodecError),
+    /// The queue held a record that is not one a queue wrote (its shared
+    /// memory was overwritten, or the socket message of an item is
+    /// missing); it was dropped.
+    Malformed(String),
     /// An operating-system error.
     Io(io::Error),
 }
@@ -151,7 +172,8 @@ impl fmt::Display for GetError {
         match self {
             GetError::Empty => f.write_str("queue is empty"),
             GetError::Closed => f.write_str("queue is closed"),
-            GetError::Decode(e) => write!(f, "cannot deserialize the item: {e}"),
+            GetError::Decode(e) => write!(f, "an item was taken but {e}"),
+            GetError::Malformed(e) => write!(f, "malformed queue record: {e}"),
             GetError::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
@@ -161,6 +183,7 @@ impl std::error::Error for GetError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             GetError::Io(e) => Some(e),
+            GetError::Decode(e) => Some(e),
             _ => None,
         }
     }

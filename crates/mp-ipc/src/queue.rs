@@ -493,7 +493,7 @@ impl Core {
             match got {
                 Got::Ring(len) => Ok(Some(f(&buf[..len]))),
                 Got::Inline(n) => Ok(Some(f(&buf[9..n]))),
-                Got::Missing => Err(GetError::Decode(
+                Got::Missing => Err(GetError::Malformed(
                     "the queue's socket message for this item is missing".into(),
                 )),
                 Got::Memfd(fd, len) => {
@@ -514,7 +514,7 @@ impl Core {
     /// ring and where its payload is.
     fn take_at(&self, head: u64, buf: &mut [u8]) -> Result<(usize, Got), GetError> {
         let ring = &self.ring;
-        let malformed = || GetError::Decode("malformed queue record".into());
+        let malformed = || GetError::Malformed("a record header no queue wrote".into());
         let mut h = [0; 8];
         ring.read(head, &mut h).map_err(GetError::Io)?;
         let hdr = u64::from_le_bytes(h);
@@ -553,7 +553,7 @@ impl Core {
                 (TAG_MEMFD, Some(fd)) if n == 17 => {
                     let len = u64::from_le_bytes(buf[9..17].try_into().expect("8 bytes"));
                     let len = usize::try_from(len)
-                        .map_err(|_| GetError::Decode("item too long".into()))?;
+                        .map_err(|_| GetError::Malformed("item too long".into()))?;
                     Ok((size, Got::Memfd(fd, len)))
                 }
                 _ => Err(malformed()),
@@ -792,12 +792,12 @@ fn feed(core: &Core, pending: &Mutex<Pending>) {
 }
 
 enum EncodeError {
-    Encode(String),
+    Encode(mp_process::CodecError),
     Io(std::io::Error),
 }
 
 fn encode<T: Serialize>(item: &T, inline_max: usize) -> Result<Msg, EncodeError> {
-    let enc = |e: postcard::Error| EncodeError::Encode(e.to_string());
+    let enc = |e: postcard::Error| EncodeError::Encode(mp_process::codec::encode_failed(item, e));
     let size = postcard::experimental::serialized_size(item).map_err(enc)?;
     if size <= RING_ITEM_MAX {
         let mut rec = Vec::with_capacity(8 + size.next_multiple_of(8));
@@ -805,9 +805,10 @@ fn encode<T: Serialize>(item: &T, inline_max: usize) -> Result<Msg, EncodeError>
         let mut rec = postcard::to_extend(item, rec).map_err(enc)?;
         let len = rec.len() - 8;
         if len > RING_ITEM_MAX {
-            return Err(EncodeError::Encode(
-                "the item's size changed while encoding".into(),
-            ));
+            return Err(EncodeError::Encode(mp_process::codec::encode_refused(
+                item,
+                "its size changed between two encodings (a Serialize that is not deterministic)",
+            )));
         }
         rec[..8].copy_from_slice(&ring::header(KIND_INLINE, len).to_le_bytes());
         rec.resize(8 + len.next_multiple_of(8), 0);
@@ -832,11 +833,9 @@ fn encode<T: Serialize>(item: &T, inline_max: usize) -> Result<Msg, EncodeError>
     })
 }
 
+/// Decodes an item; a failure keeps its bytes (the item is not lost).
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
-    crate::connection::decode(bytes).map_err(|e| match e {
-        crate::Error::Decode(s) => GetError::Decode(s),
-        other => GetError::Decode(other.to_string()),
-    })
+    mp_process::codec::decode(bytes).map_err(GetError::Decode)
 }
 
 fn deadline_after(timeout: Duration) -> Option<Instant> {

@@ -36,8 +36,14 @@ pub enum Error {
         /// The kind the server holds.
         found: String,
     },
-    /// A value could not be encoded, or the server's bytes decoded as the
-    /// proxy's type.
+    /// A value could not be encoded here, or the server's bytes decoded as
+    /// the proxy's type: the type, serde's reason, and for a decode the
+    /// bytes ([`CodecError::bytes`](mp_process::CodecError::bytes)). An
+    /// item taken from a managed queue is not lost to its type: its bytes
+    /// are in the error.
+    Codec(mp_process::CodecError),
+    /// The server could not read a value it holds as the operation needs
+    /// (an `add` on a value of another number type).
     Serialization(String),
     /// The server process could not be started or stopped.
     Process(mp_process::Error),
@@ -83,6 +89,7 @@ impl fmt::Display for Error {
             Error::WrongKind { expected, found } => {
                 write!(f, "expected a {expected}, the server holds a {found}")
             }
+            Error::Codec(e) => write!(f, "{e}"),
             Error::Serialization(m) => write!(f, "serialization failed: {m}"),
             Error::Process(e) => write!(f, "manager process: {e}"),
             Error::Io(e) => write!(f, "{e}"),

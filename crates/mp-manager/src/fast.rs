@@ -301,7 +301,7 @@ impl Fast {
         frame.clear();
         frame.extend_from_slice(&[0; 4]);
         let mut frame = postcard::to_extend(value, frame)
-            .map_err(|e| Error::Protocol(format!("cannot encode a message: {e}")))?;
+            .map_err(|e| Error::Codec(mp_process::codec::encode_failed(value, e)))?;
         let len = u32::try_from(frame.len() - 4)
             .map_err(|_| Error::Protocol(format!("a message of {} bytes", frame.len() - 4)))?;
         frame[..4].copy_from_slice(&len.to_le_bytes());
@@ -380,7 +380,8 @@ impl Fast {
             self.word(ring.head).store(head + 4, Ordering::SeqCst);
             self.read_exact(&mut msg)?;
         }
-        postcard::from_bytes(&msg).map_err(|e| Error::Protocol(format!("malformed message: {e}")))
+        mp_process::codec::decode(&msg)
+            .map_err(|e| Error::Protocol(format!("malformed message: {e}")))
     }
 
     /// Copies bytes from ring position `pos` of the incoming ring, which

@@ -1018,29 +1018,29 @@ fn add(kind: NumKind, stored: &[u8], delta: Num) -> Result<(Vec<u8>, Vec<u8>), F
     }
     macro_rules! int {
         ($t:ty) => {{
-            let cur: $t = postcard::from_bytes(stored).map_err(bad)?;
+            let cur: $t = mp_process::codec::decode(stored).map_err(bad)?;
             let Num::Int(d) = delta else {
                 return Err(bad("a float delta for an integer value"));
             };
             // Wrapping, like the atomics of std.
             let new = (cur as i128).wrapping_add(d) as $t;
             (
-                postcard::to_stdvec(&cur).map_err(bad)?,
-                postcard::to_stdvec(&new).map_err(bad)?,
+                mp_process::codec::encode(&cur).map_err(bad)?,
+                mp_process::codec::encode(&new).map_err(bad)?,
             )
         }};
     }
     macro_rules! float {
         ($t:ty) => {{
-            let cur: $t = postcard::from_bytes(stored).map_err(bad)?;
+            let cur: $t = mp_process::codec::decode(stored).map_err(bad)?;
             let d = match delta {
                 Num::Float(f) => f,
                 Num::Int(i) => i as f64,
             };
             let new = (cur as f64 + d) as $t;
             (
-                postcard::to_stdvec(&cur).map_err(bad)?,
-                postcard::to_stdvec(&new).map_err(bad)?,
+                mp_process::codec::encode(&cur).map_err(bad)?,
+                mp_process::codec::encode(&new).map_err(bad)?,
             )
         }};
     }

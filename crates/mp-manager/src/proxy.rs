@@ -17,13 +17,14 @@ use crate::client::{Endpoint, call_timeout};
 use crate::error::Error;
 use crate::protocol::{Kind, Micros, Num, NumKind, Op, Request, Response};
 
-/// Encodes a value the way the server stores it.
+/// Encodes a value the way the server stores it; a failure names the type.
 pub(crate) fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
-    postcard::to_stdvec(v).map_err(|e| Error::Serialization(e.to_string()))
+    mp_process::codec::encode(v).map_err(Error::Codec)
 }
 
+/// Decodes the server's bytes; a failure names the type and keeps them.
 fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, Error> {
-    postcard::from_bytes(b).map_err(|e| Error::Serialization(e.to_string()))
+    mp_process::codec::decode(b).map_err(Error::Codec)
 }
 
 fn micros(d: Option<Duration>) -> Micros {

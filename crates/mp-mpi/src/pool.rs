@@ -198,7 +198,11 @@ impl MpiPool {
         for (index, (chunk, done)) in items.chunks(chunksize).zip(done).enumerate() {
             let args = postcard::to_extend(chunk, Vec::with_capacity(last_len + last_len / 8))
                 .map_err(|e| {
-                    crate::error(ErrorKind::Serialization, format!("cannot encode: {e}"))
+                    let e = mp_process::codec::encode_failed(chunk, e);
+                    crate::error(
+                        ErrorKind::Serialization,
+                        format!("cannot encode the items: {e}"),
+                    )
                 })?;
             last_len = args.len();
             tasks.push((args, done));

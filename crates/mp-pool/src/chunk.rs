@@ -22,15 +22,19 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, SeqAccess
 use serde::ser::{self, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 
 /// Encodes a chunk's items; the bytes are those of `mp_process::encode`.
 /// `capacity`: the expected size (the size of the chunk before), which
 /// saves growing the vector step by step.
 pub(crate) fn encode_items<A: Serialize>(items: &[A], capacity: usize) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(capacity);
-    crate::enc::encode_into(items, &mut out)
-        .map_err(|e| Error::new(ErrorKind::Serialization, format!("cannot encode: {e}")))?;
+    crate::enc::encode_into(items, &mut out).map_err(|e| {
+        Error::codec(
+            "cannot encode the items",
+            mp_process::codec::encode_failed(items, e),
+        )
+    })?;
     Ok(out)
 }
 
@@ -60,7 +64,10 @@ impl<R: Serialize> Serialize for Packed<R> {
             let mut kept = scratch.try_borrow_mut();
             let buf = kept.as_deref_mut().unwrap_or(&mut fresh);
             buf.clear();
-            crate::enc::encode_into(&self.0, buf).map_err(ser::Error::custom)?;
+            // The codec's words (the type, serde's message), which
+            // postcard's error would drop on the way out.
+            crate::enc::encode_into(&self.0, buf)
+                .map_err(|e| ser::Error::custom(mp_process::codec::encode_failed(&self.0, e)))?;
             let r = s.serialize_bytes(buf);
             if buf.capacity() > SCRATCH_KEEP {
                 *buf = Vec::new();
@@ -84,7 +91,9 @@ impl<'de, R: DeserializeOwned> Deserialize<'de> for Packed<R> {
             fn visit_bytes<E: de::Error>(self, b: &[u8]) -> Result<Packed<R>, E> {
                 let mut out = Vec::new();
                 let mut de = postcard::Deserializer::from_bytes(b);
-                Extend(&mut out).deserialize(&mut de).map_err(E::custom)?;
+                Extend(&mut out)
+                    .deserialize(&mut de)
+                    .map_err(|e| E::custom(mp_process::codec::decode_failed::<Vec<R>>(b, e)))?;
                 Ok(Packed(out))
             }
         }
@@ -100,11 +109,23 @@ pub(crate) fn decode_results_into<R: DeserializeOwned>(
     blob: &[u8],
     out: &mut Vec<R>,
 ) -> Result<(), Error> {
-    let bad =
-        |e: postcard::Error| Error::new(ErrorKind::Serialization, format!("cannot decode: {e}"));
-    let inner: &[u8] = postcard::from_bytes(blob).map_err(bad)?;
+    let inner: &[u8] = postcard::from_bytes(blob).map_err(|e| {
+        let why = format!("not the byte string of a chunk's results ({e})");
+        Error::codec(
+            "cannot decode the results",
+            mp_process::codec::decode_refused::<Packed<R>>(blob, why),
+        )
+    })?;
     let mut de = postcard::Deserializer::from_bytes(inner);
-    Extend(out).deserialize(&mut de).map_err(bad)
+    let before = out.len();
+    Extend(out).deserialize(&mut de).map_err(|e| {
+        // What this chunk decoded is not kept: its results go together.
+        out.truncate(before);
+        Error::codec(
+            "cannot decode the results",
+            mp_process::codec::decode_failed::<Vec<R>>(inner, e),
+        )
+    })
 }
 
 /// Decodes a sequence onto the end of a vector (what `Vec<R>`'s

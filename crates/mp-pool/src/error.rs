@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use mp_process::{ExitStatus, PanicInfo};
+use mp_process::{CodecError, ExitStatus, PanicInfo};
 use serde::{Deserialize, Serialize};
 
 /// The error type of mp-pool: a [`kind`](Error::kind) to match on, with the
@@ -25,8 +25,10 @@ use serde::{Deserialize, Serialize};
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    panic: Option<PanicInfo>,
+    panic: Option<Box<PanicInfo>>,
     status: Option<ExitStatus>,
+    // Boxed, as the panic: rare, and an `Error` stays small in every `Result`.
+    codec: Option<Box<CodecError>>,
 }
 
 /// What kind of failure an [`Error`] is.
@@ -78,6 +80,16 @@ impl Error {
             message: message.into(),
             panic: None,
             status: None,
+            codec: None,
+        }
+    }
+
+    /// A [`ErrorKind::Serialization`] error: `context`, then the codec's
+    /// words (the type and why), keeping the codec's error for its bytes.
+    pub(crate) fn codec(context: &str, e: CodecError) -> Error {
+        Error {
+            codec: Some(Box::new(e.clone())),
+            ..Error::new(ErrorKind::Serialization, format!("{context}: {e}"))
         }
     }
 
@@ -87,7 +99,7 @@ impl Error {
     }
 
     pub(crate) fn with_panic(mut self, panic: Option<PanicInfo>) -> Error {
-        self.panic = panic;
+        self.panic = panic.map(Box::new);
         self
     }
 
@@ -99,6 +111,7 @@ impl Error {
             message: format!("{}: {}", message.into(), self),
             panic: self.panic.clone(),
             status: self.status,
+            codec: self.codec.clone(),
         }
     }
 
@@ -127,7 +140,10 @@ impl Error {
         match e.kind() {
             P::Panicked => Error::new(ErrorKind::Panicked, "the task panicked")
                 .with_panic(e.panic_info().cloned()),
-            P::Serialization | P::TooLarge => Error::new(ErrorKind::Serialization, e.to_string()),
+            P::Serialization | P::TooLarge => Error {
+                codec: e.codec_error().cloned().map(Box::new),
+                ..Error::new(ErrorKind::Serialization, e.to_string())
+            },
             _ => Error::new(ErrorKind::Process, e.to_string()).with_status(e.exit_status()),
         }
     }
@@ -140,7 +156,7 @@ impl Error {
     /// The panic that failed the task, for [`ErrorKind::Panicked`] (and
     /// for [`ErrorKind::Initializer`] when the initializer panicked).
     pub fn panic_info(&self) -> Option<&PanicInfo> {
-        self.panic.as_ref()
+        self.panic.as_deref()
     }
 
     /// How the lost worker ended, for [`ErrorKind::WorkerLost`] and
@@ -159,6 +175,21 @@ impl Error {
     pub fn is_timeout(&self) -> bool {
         self.kind == ErrorKind::Timeout
     }
+
+    /// The codec's failure behind a [`ErrorKind::Serialization`] error
+    /// found in this process: the type, serde's reason, and for a result
+    /// that did not decode its bytes. (A failure in the worker, such as
+    /// arguments it could not decode, comes as the message alone.)
+    pub fn codec_error(&self) -> Option<&CodecError> {
+        self.codec.as_deref()
+    }
+
+    /// The worker's backtrace at the task's panic, when the worker captured
+    /// one (`RUST_BACKTRACE` set in its environment); also shown by `{:#}`
+    /// (Display's alternate form) and by Debug.
+    pub fn backtrace(&self) -> Option<&str> {
+        self.panic.as_deref().and_then(PanicInfo::backtrace)
+    }
 }
 
 impl fmt::Debug for Error {
@@ -170,6 +201,9 @@ impl fmt::Debug for Error {
         }
         if let Some(s) = &self.status {
             d.field("status", s);
+        }
+        if let Some(c) = &self.codec {
+            d.field("codec", c);
         }
         d.finish()
     }
@@ -183,6 +217,9 @@ impl fmt::Display for Error {
         }
         if let Some(s) = &self.status {
             write!(f, " ({s})")?;
+        }
+        if let (true, Some(bt)) = (f.alternate(), self.backtrace()) {
+            write!(f, "\n\nworker's backtrace:\n{bt}")?;
         }
         Ok(())
     }
@@ -211,7 +248,7 @@ impl WireError {
             panicked: e.kind == ErrorKind::Panicked,
             serialization: e.kind == ErrorKind::Serialization,
             message: e.message.clone(),
-            panic: e.panic.clone(),
+            panic: e.panic.as_deref().cloned(),
         }
     }
 

@@ -42,8 +42,9 @@ where
     move |items: Vec<A>| Packed(items.into_iter().map(f).collect())
 }
 
+/// Encodes a task's argument; a failure names the type and says why.
 fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
-    mp_process::encode(v).map_err(|e| Error::new(ErrorKind::Serialization, e.to_string()))
+    mp_process::codec::encode(v).map_err(|e| Error::codec("cannot encode the argument", e))
 }
 
 /// Encodes a task's argument with `encode`, and collects the descriptors

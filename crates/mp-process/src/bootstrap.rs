@@ -4,12 +4,13 @@
 //! `main` by the constructor in `sys`, which calls [`before_main`]. A forked
 //! child continues in `Process::start` and ends in [`report`].
 
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 use serde::Serialize;
@@ -185,10 +186,10 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    match postcard::from_bytes::<A>(args) {
+    match crate::codec::decode::<A>(args) {
         Ok(a) => run_caught(move || f(a)),
         Err(e) => Outcome::Failed(ChildFailure::Serialization(format!(
-            "cannot decode the arguments: {e}"
+            "cannot decode the arguments in the child: {e}"
         ))),
     }
 }
@@ -196,37 +197,67 @@ where
 /// Runs `f`, catching a panic, and encodes its result.
 pub(crate) fn run_caught<R: Serialize>(f: impl FnOnce() -> R) -> Outcome {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => match postcard::to_stdvec(&r) {
+        Ok(r) => match crate::codec::encode(&r) {
             Ok(bytes) => Outcome::Ok(bytes),
             Err(e) => Outcome::Failed(ChildFailure::Serialization(format!(
-                "cannot encode the result: {e}"
+                "cannot encode the result in the child: {e}"
             ))),
         },
         Err(payload) => {
             let message = payload_message(&*payload);
-            let location = LAST_PANIC.with(|l| l.borrow_mut().take());
-            Outcome::Panic(PanicInfo::new(message, location))
+            let (location, backtrace) = LAST_PANIC
+                .with(|l| l.borrow_mut().take())
+                .unwrap_or_default();
+            // Resolved to text only now, for a panic that travels: symbol
+            // lookup is the slow part.
+            let backtrace = backtrace.map(|b| b.to_string());
+            Outcome::Panic(PanicInfo::new(message, location, backtrace))
         }
     }
 }
 
 thread_local! {
-    /// Where the last panic on this thread happened, as the hook saw it.
-    static LAST_PANIC: RefCell<Option<Location>> = const { RefCell::new(None) };
+    /// Where the last panic on this thread happened and its backtrace (when
+    /// captured), as the hook saw them.
+    static LAST_PANIC: RefCell<Option<(Option<Location>, Option<Backtrace>)>> =
+        const { RefCell::new(None) };
 }
 
 /// Set in a forked child: locks copied from the parent may be held by
 /// threads that do not exist here.
 static FORKED: AtomicBool = AtomicBool::new(false);
 
+/// How many threads are inside the panic hook (which may hold std's
+/// backtrace lock). A forked child's copy is the count at the fork.
+static IN_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Set in a forked child if a thread of the parent was inside the panic
+/// hook at the fork: std's backtrace lock may be held by a thread that
+/// does not exist here, so this child captures no backtrace.
+static HOOK_BUSY_AT_FORK: AtomicBool = AtomicBool::new(false);
+
 /// Marks this process as a forked child (see [`install_panic_hook`]).
 pub(crate) fn mark_forked() {
     FORKED.store(true, Ordering::Relaxed);
+    HOOK_BUSY_AT_FORK.store(IN_HOOK.load(Ordering::SeqCst) > 0, Ordering::Relaxed);
 }
 
 /// Chains a panic hook that remembers the location of each panic (the
-/// payload does not carry it), then runs the previous hook, which prints the
-/// message as usual.
+/// payload does not carry it) and its backtrace, then runs the previous
+/// hook, which prints the message as usual.
+///
+/// The backtrace is `Backtrace::capture`: captured only when
+/// `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` asks for it (otherwise it costs
+/// one cached check), and resolved to text in the process whose symbols
+/// it names when the panic is reported (`run_caught`), to travel to the
+/// parent as a string. Capturing takes
+/// std's backtrace lock, so a forked child skips it when a thread of the
+/// parent was inside this hook at the fork (it may have held the lock);
+/// the environment is read for it once, here, before any fork (std keeps
+/// the answer), so a forked child never takes the environment's lock for
+/// it. One narrow case remains: another thread of the parent capturing or
+/// printing a backtrace itself, outside a panic, at the very moment of
+/// the fork, with `RUST_BACKTRACE` set.
 ///
 /// In a forked child the previous hook is skipped: std's default hook takes
 /// a lock that another thread of the parent may have held at the fork (it
@@ -235,9 +266,19 @@ pub(crate) fn mark_forked() {
 pub(crate) fn install_panic_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
+        // Reads RUST_BACKTRACE now; std caches whether capture is enabled.
+        drop(Backtrace::capture());
         let prev = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            IN_HOOK.fetch_add(1, Ordering::SeqCst);
             let loc = info.location().map(Location::from_std);
+            let bt = if FORKED.load(Ordering::Relaxed) && HOOK_BUSY_AT_FORK.load(Ordering::Relaxed)
+            {
+                None
+            } else {
+                let bt = Backtrace::capture();
+                (bt.status() == BacktraceStatus::Captured).then_some(bt)
+            };
             if FORKED.load(Ordering::Relaxed) {
                 let msg = payload_message(info.payload());
                 let at = loc.as_ref().map(|l| format!(" at {l}")).unwrap_or_default();
@@ -245,7 +286,8 @@ pub(crate) fn install_panic_hook() {
             } else {
                 prev(info);
             }
-            let _ = LAST_PANIC.try_with(|l| *l.borrow_mut() = loc);
+            let _ = LAST_PANIC.try_with(|l| *l.borrow_mut() = Some((loc, bt)));
+            IN_HOOK.fetch_sub(1, Ordering::SeqCst);
         }));
     });
 }

@@ -5,6 +5,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::CodecError;
 use crate::sys;
 
 /// The error type of mp-process: a [`kind`](Error::kind) to match on, with
@@ -24,9 +25,12 @@ use crate::sys;
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    panic: Option<PanicInfo>,
+    // Boxed, as the codec's error: a panic or a codec failure is rare, and
+    // an `Error` stays small in every `Result`.
+    panic: Option<Box<PanicInfo>>,
     status: Option<ExitStatus>,
     source: Option<io::Error>,
+    codec: Option<Box<CodecError>>,
 }
 
 /// What kind of failure an [`Error`] is.
@@ -76,6 +80,16 @@ impl Error {
             panic: None,
             status: None,
             source: None,
+            codec: None,
+        }
+    }
+
+    /// A [`ErrorKind::Serialization`] error: `context` (what was being
+    /// sent or received), then the codec's words.
+    pub(crate) fn codec(context: &str, e: CodecError) -> Error {
+        Error {
+            codec: Some(Box::new(e.clone())),
+            ..Error::new(ErrorKind::Serialization, format!("{context}: {e}"))
         }
     }
 
@@ -88,7 +102,7 @@ impl Error {
 
     pub(crate) fn panicked(info: PanicInfo, status: Option<ExitStatus>) -> Error {
         Error {
-            panic: Some(info),
+            panic: Some(Box::new(info)),
             status,
             ..Error::new(ErrorKind::Panicked, "the child panicked")
         }
@@ -113,7 +127,7 @@ impl Error {
 
     /// The panic that ended the child's function, for [`ErrorKind::Panicked`].
     pub fn panic_info(&self) -> Option<&PanicInfo> {
-        self.panic.as_ref()
+        self.panic.as_deref()
     }
 
     /// How the child ended, when that is known.
@@ -130,6 +144,21 @@ impl Error {
     /// Whether this is a [`ErrorKind::Timeout`].
     pub fn is_timeout(&self) -> bool {
         self.kind == ErrorKind::Timeout
+    }
+
+    /// The codec's failure behind a [`ErrorKind::Serialization`] error
+    /// found in this process: the type, the reason, and for a decode the
+    /// bytes that did not decode (a result is not lost to its type).
+    pub fn codec_error(&self) -> Option<&CodecError> {
+        self.codec.as_deref()
+    }
+
+    /// The child's backtrace at the panic, for [`ErrorKind::Panicked`],
+    /// when the child captured one (`RUST_BACKTRACE` or
+    /// `RUST_LIB_BACKTRACE` set in its environment). Also shown by
+    /// `{:#}` (Display's alternate form) and by Debug.
+    pub fn backtrace(&self) -> Option<&str> {
+        self.panic.as_deref().and_then(PanicInfo::backtrace)
     }
 }
 
@@ -162,6 +191,9 @@ impl fmt::Display for Error {
         if let Some(e) = &self.source {
             write!(f, ": {e}")?;
         }
+        if let (true, Some(bt)) = (f.alternate(), self.backtrace()) {
+            write!(f, "\n\nchild's backtrace:\n{bt}")?;
+        }
         Ok(())
     }
 }
@@ -172,11 +204,13 @@ impl std::error::Error for Error {
     }
 }
 
-/// A panic in a child: its message and where it happened.
+/// A panic in a child: its message, where it happened, and the backtrace
+/// when the child captured one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PanicInfo {
     message: String,
     location: Option<Location>,
+    backtrace: Option<String>,
 }
 
 /// A place in the source: file, line and column.
@@ -188,8 +222,16 @@ pub struct Location {
 }
 
 impl PanicInfo {
-    pub(crate) fn new(message: String, location: Option<Location>) -> PanicInfo {
-        PanicInfo { message, location }
+    pub(crate) fn new(
+        message: String,
+        location: Option<Location>,
+        backtrace: Option<String>,
+    ) -> PanicInfo {
+        PanicInfo {
+            message,
+            location,
+            backtrace,
+        }
     }
 
     /// The panic message (`"<non-string panic payload>"` for other payloads).
@@ -200,6 +242,15 @@ impl PanicInfo {
     /// Where the panic happened, when the panic hook saw it.
     pub fn location(&self) -> Option<&Location> {
         self.location.as_ref()
+    }
+
+    /// The backtrace of the panicking thread, as std prints it, when it
+    /// was captured: `std::backtrace::Backtrace::capture` in the panic
+    /// hook, which captures when `RUST_BACKTRACE` (or
+    /// `RUST_LIB_BACKTRACE`) is set in the process that panicked, as
+    /// CPython's error carries the remote traceback.
+    pub fn backtrace(&self) -> Option<&str> {
+        self.backtrace.as_deref()
     }
 }
 

@@ -170,14 +170,15 @@ impl RawFunction {
     }
 }
 
-/// Encodes a value the way arguments and results travel (postcard).
+/// Encodes a value the way arguments and results travel (postcard). A
+/// failure is an [`ErrorKind::Serialization`] error that names the type
+/// and says why (see [`codec`](crate::codec)).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    postcard::to_stdvec(value)
-        .map_err(|e| Error::new(ErrorKind::Serialization, format!("cannot encode: {e}")))
+    crate::codec::encode(value).map_err(|e| Error::codec("cannot encode the value", e))
 }
 
-/// Decodes a value made by [`encode`].
+/// Decodes a value made by [`encode`]. A failure names the type, says why,
+/// and keeps the bytes ([`Error::codec_error`]).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| Error::new(ErrorKind::Serialization, format!("cannot decode: {e}")))
+    crate::codec::decode(bytes).map_err(|e| Error::codec("cannot decode the value", e))
 }

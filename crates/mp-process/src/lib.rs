@@ -87,6 +87,18 @@
 //! ends without a result, by `exit(n)` or a signal, gives
 //! [`ErrorKind::Died`] with its [`ExitStatus`]. Nothing waits forever unless
 //! asked to: every blocking call has a timeout form.
+//! With `RUST_BACKTRACE` set in the child's environment, the panic also
+//! brings the child's backtrace ([`Error::backtrace`], shown by `{:#}`).
+//!
+//! # What travels
+//!
+//! Arguments and results travel by serde in postcard ([`codec`]). A value
+//! postcard cannot encode is refused before the child starts; one it
+//! cannot decode (a type whose `Deserialize` calls `deserialize_any`:
+//! `serde_json::Value`, untagged and flattened enums) is an
+//! [`ErrorKind::Serialization`] error that names the type and says why, and
+//! a result that does not decode keeps its bytes
+//! ([`Error::codec_error`]). Wrap such values in [`SelfDescribing`].
 //!
 //! # Platform support
 //!
@@ -96,6 +108,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod bootstrap;
+pub mod codec;
 mod error;
 mod fdpass;
 mod forkserver;
@@ -113,6 +126,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+pub use codec::{CodecError, SelfDescribing};
 pub use error::{Error, ErrorKind, ExitStatus, Location, PanicInfo};
 pub use fdpass::{MAX_FDS_PER_MESSAGE, SharedFd, recv_fds, send_fds};
 pub use function::{Function, RawFunction, decode, encode};

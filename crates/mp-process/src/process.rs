@@ -65,7 +65,7 @@ enum Target {
         name: &'static str,
         /// The encoded arguments and the descriptors their `SharedFd`s
         /// carry (see `fdpass`).
-        args: Result<(Vec<u8>, Vec<OwnedFd>), String>,
+        args: Result<(Vec<u8>, Vec<OwnedFd>), crate::codec::CodecError>,
     },
     /// A closure, runnable only in a forked child.
     Closure(Box<dyn FnOnce() -> Outcome + Send>),
@@ -138,9 +138,9 @@ where
         let target = Target::Entry {
             entry: sys::entry_of::<F, A, R>(),
             name: std::any::type_name::<F>(),
-            args: match crate::fdpass::collect(|| postcard::to_stdvec(&args)) {
+            args: match crate::fdpass::collect(|| crate::codec::encode(&args)) {
                 (Ok(bytes), fds) => Ok((bytes, fds)),
-                (Err(e), _) => Err(e.to_string()),
+                (Err(e), _) => Err(e),
             },
         };
         Process::with_target(target, None)
@@ -285,10 +285,7 @@ where
                     entry,
                     name,
                 });
-                return Err(Error::new(
-                    ErrorKind::Serialization,
-                    format!("cannot encode the arguments: {e}"),
-                ));
+                return Err(Error::codec("cannot encode the arguments", e));
             }
             (
                 Target::Entry {
@@ -627,13 +624,8 @@ where
         crate::mp_event!(debug, pid = inner.pid, status = %status, "process joined");
         self.state = State::Joined(inner);
         match outcome {
-            Ok(Outcome::Ok(bytes)) => postcard::from_bytes::<R>(&bytes).map_err(|e| {
-                Error::new(
-                    ErrorKind::Serialization,
-                    format!("cannot decode the result: {e}"),
-                )
-                .with_status(Some(status))
-            }),
+            Ok(Outcome::Ok(bytes)) => crate::codec::decode::<R>(&bytes)
+                .map_err(|e| Error::codec("cannot decode the result", e).with_status(Some(status))),
             Ok(Outcome::Panic(info)) => Err(Error::panicked(info, Some(status))),
             Ok(Outcome::Failed(f)) => Err(failure_error(f).with_status(Some(status))),
             Err(e) if e.kind() == ErrorKind::Died => Err(Error::died(status)),

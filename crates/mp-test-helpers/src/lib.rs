@@ -11,6 +11,8 @@
 //! assert_eq!(fd_count(), before);
 //! ```
 
+pub mod codec;
+
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use mp_process::StartMethod;

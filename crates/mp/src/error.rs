@@ -300,11 +300,17 @@ impl From<mp_ipc::GetError> for Error {
         let kind = match &e {
             E::Empty => ErrorKind::Empty,
             E::Closed => ErrorKind::Closed,
-            E::Decode(_) => ErrorKind::Serialization,
+            E::Decode(_) | E::Malformed(_) => ErrorKind::Serialization,
             E::Io(_) => ErrorKind::Io,
             _ => ErrorKind::Other,
         };
         Error::new(kind, e)
+    }
+}
+
+impl From<mp_process::CodecError> for Error {
+    fn from(e: mp_process::CodecError) -> Error {
+        Error::new(ErrorKind::Serialization, e)
     }
 }
 
@@ -331,7 +337,7 @@ impl From<mp_manager::Error> for Error {
             E::BrokenBarrier => ErrorKind::BrokenBarrier,
             E::NotFound(_) | E::NoSuchObject(_) => ErrorKind::NotFound,
             E::WrongKind { .. } => ErrorKind::InvalidArgument,
-            E::Serialization(_) => ErrorKind::Serialization,
+            E::Codec(_) | E::Serialization(_) => ErrorKind::Serialization,
             E::Process(p) => process_kind(p),
             E::Io(_) => ErrorKind::Io,
             _ => ErrorKind::Other,

@@ -102,9 +102,10 @@ pub use error::{Error, ErrorKind};
 
 #[doc(inline)]
 pub use mp_process::{
-    ActiveChild, Context, CurrentProcess, ExitStatus, ParentProcess, Process, StartMethod,
-    active_children, cpu_count, current_process, force_start_method, get_all_start_methods,
-    get_context, get_start_method, init, parent_process, set_start_method, spawn,
+    ActiveChild, CodecError, Context, CurrentProcess, ExitStatus, ParentProcess, Process,
+    SelfDescribing, StartMethod, active_children, cpu_count, current_process, force_start_method,
+    get_all_start_methods, get_context, get_start_method, init, parent_process, set_start_method,
+    spawn,
 };
 
 #[doc(inline)]

@@ -103,3 +103,16 @@ fn mpi_items() {
     let _ = std::any::type_name::<mp::mpi::SharedCounter>();
     let _: fn() -> Result<mp::mpi::World, mp::mpi::Error> = mp::mpi::init;
 }
+
+#[test]
+fn codec_items() {
+    // The wrapper and the codec's error are mp-process's.
+    let w: mp::process::SelfDescribing<u8> = mp::SelfDescribing(1);
+    let b = mp::process::encode(&w).unwrap();
+    let e: mp::process::CodecError = mp::process::codec::decode::<u64>(&[0xff]).unwrap_err();
+    let _: &mp::CodecError = &e;
+    assert_eq!(
+        mp::process::decode::<mp::SelfDescribing<u8>>(&b).unwrap().0,
+        1
+    );
+}

@@ -1,6 +1,7 @@
 //! Integration tests of mp-manager: a real server process and real clients
 //! in other processes.
 
+mod codec;
 mod objects;
 mod processes;
 mod robustness;

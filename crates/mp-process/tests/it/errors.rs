@@ -66,7 +66,8 @@ fn a_result_that_fails_to_serialize() {
         let err = p.join().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Serialization, "{m}");
         assert!(
-            err.to_string().contains("cannot encode the result"),
+            err.to_string().contains("cannot encode the result")
+                && err.to_string().contains("refuses to serialize"),
             "{err}"
         );
     }

@@ -3,6 +3,7 @@
 //! The test binary is itself the children's program: spawned and forkserver
 //! children re-enter it before `main`, so no custom harness is needed.
 
+mod codec;
 mod errors;
 mod fds;
 mod function;
