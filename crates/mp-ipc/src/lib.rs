@@ -97,5 +97,7 @@ mod sock;
 
 pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Waitable, pipe, wait};
 pub use error::{Error, GetError, PutError, TaskDoneError, Timeout};
-pub use listener::{Address, Client, HANDSHAKE_TIMEOUT, Listener};
+pub use listener::{
+    Address, Client, DEFAULT_MAX_HANDSHAKES, HANDSHAKE_TIMEOUT, Listener, ListenerConfig,
+};
 pub use queue::{INLINE_LIMIT_MAX, INLINE_LIMIT_MIN, JoinableQueue, Queue, SimpleQueue};
