@@ -278,7 +278,9 @@ fn make_room(shared: &Shared) -> bool {
                     let _ = rustix::net::shutdown(&fd, Shutdown::Both);
                     continue;
                 }
-                wait = EVICT_AFTER - age;
+                wait = EVICT_AFTER
+                    .saturating_sub(age)
+                    .max(Duration::from_millis(1));
             }
         }
         st = shared

@@ -271,10 +271,14 @@ fn a_stalling_server_holds_a_client_no_longer_than_its_timeout() {
         for _ in 0..2 {
             for addr in &targets {
                 let start = Instant::now();
-                let r = Client::new(addr.clone())
-                    .authkey(KEY)
-                    .timeout(timeout)
-                    .connect();
+                // On a thread, so that a client that ignored its timeout
+                // fails the test instead of hanging it.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let client = Client::new(addr.clone()).authkey(KEY).timeout(timeout);
+                std::thread::spawn(move || tx.send(client.connect().map(|_| ())));
+                let r = rx
+                    .recv_timeout(timeout + GENEROUS)
+                    .unwrap_or_else(|_| panic!("{how:?} {addr}: the client ignored its timeout"));
                 let took = start.elapsed();
                 assert!(matches!(r, Err(Error::Timeout)), "{how:?} {addr}: {r:?}");
                 assert!(took >= timeout - Duration::from_millis(50), "{took:?}");
