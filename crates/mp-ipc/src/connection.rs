@@ -40,7 +40,11 @@ pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 /// [`recv`](Connection::recv) carry serde values (postcard inside a frame);
 /// [`send_bytes`](Connection::send_bytes) and
 /// [`recv_bytes`](Connection::recv_bytes) carry raw bytes and talk to
-/// Python's `send_bytes`/`recv_bytes`.
+/// Python's `send_bytes`/`recv_bytes`: only the bytes methods are
+/// wire-compatible. Python's `recv()` unpickles (and unpickling can run
+/// code): never call it on data from an untrusted peer; Rust's `send`
+/// writes postcard, not pickle. Incoming messages are limited to
+/// [`DEFAULT_MAX_MESSAGE_SIZE`] (1 GiB) unless set otherwise.
 ///
 /// After the peer closed its end or died, the messages it sent are still
 /// delivered, then `recv` returns [`Error::Eof`]. A connection passes to a
