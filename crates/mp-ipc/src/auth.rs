@@ -94,11 +94,11 @@ fn verify(key: &[u8], message: &[u8], answer: &[u8]) -> Result<(), Error> {
     }
 }
 
+/// Receives one handshake message, whole, by `deadline`.
 fn recv_small(c: &mut Connection, deadline: Instant) -> Result<Vec<u8>, Error> {
     let max = c.max_message_size();
     c.set_max_message_size(MAX_HANDSHAKE);
-    let left = deadline.saturating_duration_since(Instant::now());
-    let r = c.recv_bytes_timeout(left);
+    let r = c.recv_bytes_by(deadline);
     c.set_max_message_size(max);
     r
 }
@@ -115,12 +115,12 @@ pub(crate) fn deliver_challenge(
     message.extend_from_slice(&random);
     let mut out = CHALLENGE.to_vec();
     out.extend_from_slice(&message);
-    c.send_bytes(&out)?;
+    c.send_bytes_by(&out, deadline)?;
     let answer = recv_small(c, deadline)?;
     match verify(key, &message, &answer) {
-        Ok(()) => c.send_bytes(WELCOME),
+        Ok(()) => c.send_bytes_by(WELCOME, deadline),
         Err(e) => {
-            let _ = c.send_bytes(FAILURE);
+            let _ = c.send_bytes_by(FAILURE, deadline);
             Err(e)
         }
     }
@@ -144,7 +144,7 @@ pub(crate) fn answer_challenge(
             message.len()
         )));
     }
-    c.send_bytes(&response(key, message)?)?;
+    c.send_bytes_by(&response(key, message)?, deadline)?;
     let reply = recv_small(c, deadline)?;
     if reply == WELCOME {
         Ok(())

@@ -40,7 +40,11 @@ pub(crate) const SOCKET_BUFFER: usize = 4 << 20;
 /// [`recv`](Connection::recv) carry serde values (postcard inside a frame);
 /// [`send_bytes`](Connection::send_bytes) and
 /// [`recv_bytes`](Connection::recv_bytes) carry raw bytes and talk to
-/// Python's `send_bytes`/`recv_bytes`.
+/// Python's `send_bytes`/`recv_bytes`: only the bytes methods are
+/// wire-compatible. Python's `recv()` unpickles (and unpickling can run
+/// code): never call it on data from an untrusted peer; Rust's `send`
+/// writes postcard, not pickle. Incoming messages are limited to
+/// [`DEFAULT_MAX_MESSAGE_SIZE`] (1 GiB) unless set otherwise.
 ///
 /// After the peer closed its end or died, the messages it sent are still
 /// delivered, then `recv` returns [`Error::Eof`]. A connection passes to a
@@ -316,6 +320,29 @@ impl Connection {
         r.map_err(send_error)
     }
 
+    /// Sends raw bytes as one message, all of it by `deadline` (the
+    /// handshake's rule: every write bounded). A message cut off by the
+    /// deadline closes the connection, since its peer would read the rest
+    /// of the stream as the rest of the frame.
+    pub(crate) fn send_bytes_by(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), Error> {
+        let fd = self.check_send()?;
+        let n = u32::try_from(bytes.len())
+            .ok()
+            .filter(|&n| n <= 0x7fff_ffff)
+            .ok_or_else(|| Error::InvalidInput("message too long for a deadline send".into()))?;
+        let mut frame = Vec::with_capacity(4 + bytes.len());
+        frame.extend_from_slice(&n.to_be_bytes());
+        frame.extend_from_slice(bytes);
+        let sent = sock::send_all_until(fd, &frame, deadline).map_err(send_error)?;
+        if sent < frame.len() {
+            if sent > 0 {
+                self.close();
+            }
+            return Err(Error::Timeout);
+        }
+        Ok(())
+    }
+
     /// Sends `bytes[offset..offset + size]` as one message (Python's
     /// `send_bytes(buf, offset, size)`); an out-of-range offset or size is
     /// [`Error::InvalidInput`].
@@ -383,6 +410,15 @@ impl Connection {
 
     fn recv_bytes_deadline(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>, Error> {
         Ok(match self.next_frame(deadline)? {
+            Payload::Buffered(s, e) => self.rbuf[s..e].to_vec(),
+            Payload::Owned(v) => v,
+        })
+    }
+
+    /// Receives one whole message by `deadline`: every read of it is
+    /// bounded, not only the wait for it to begin.
+    pub(crate) fn recv_bytes_by(&mut self, deadline: Instant) -> Result<Vec<u8>, Error> {
+        Ok(match self.next_frame_by(Some(deadline), true)? {
             Payload::Buffered(s, e) => self.rbuf[s..e].to_vec(),
             Payload::Owned(v) => v,
         })
@@ -471,27 +507,37 @@ impl Connection {
         }
     }
 
-    /// Waits for at least `n` buffered bytes; only the first wait, for the
-    /// start of a message, honours the deadline.
-    fn fill_to(&mut self, n: usize, deadline: Option<Instant>) -> Result<(), Error> {
+    /// Waits for at least `n` buffered bytes. With `whole`, every wait
+    /// honours the deadline; otherwise only the first one, for the start of
+    /// a message.
+    fn fill_to(&mut self, n: usize, deadline: Option<Instant>, whole: bool) -> Result<(), Error> {
         let mut first = self.rend == self.rstart;
         while self.rend - self.rstart < n {
-            self.fill(if first { deadline } else { None })?;
+            self.fill(if first || whole { deadline } else { None })?;
             first = false;
         }
         Ok(())
     }
 
-    /// Reads one frame: its header, then its payload.
+    /// Reads one frame: its header, then its payload; the deadline bounds
+    /// the wait for it to begin.
     fn next_frame(&mut self, deadline: Option<Instant>) -> Result<Payload, Error> {
+        self.next_frame_by(deadline, false)
+    }
+
+    /// Reads one frame by `deadline`. With `whole`, the deadline bounds
+    /// every read of the frame (the handshake's rule: a peer that stalls
+    /// half-way costs at most the deadline); a frame cut off by it closes
+    /// the connection, since the stream cannot be resumed mid-frame.
+    fn next_frame_by(&mut self, deadline: Option<Instant>, whole: bool) -> Result<Payload, Error> {
         self.check_recv()?;
-        self.fill_to(4, deadline)?;
+        self.fill_to(4, deadline, whole)?;
         let h = &self.rbuf[self.rstart..self.rstart + 4];
         let short = i32::from_be_bytes([h[0], h[1], h[2], h[3]]);
         let (hdr, len) = if short >= 0 {
             (4, short as u64)
         } else if short == -1 {
-            self.fill_to(12, None)?;
+            self.fill_to(12, deadline, whole)?;
             let l = &self.rbuf[self.rstart + 4..self.rstart + 12];
             (12, u64::from_be_bytes(l.try_into().expect("8 bytes")))
         } else {
@@ -508,30 +554,82 @@ impl Connection {
                 max: self.max_message,
             });
         }
-        let len = len as usize;
+        let Ok(len) = usize::try_from(len) else {
+            self.close();
+            return Err(Error::MessageTooLong {
+                len,
+                max: usize::MAX as u64,
+            });
+        };
         if hdr + len <= RBUF {
-            self.fill_to(hdr + len, None)?;
+            // Header and payload stay buffered until the frame is whole, so
+            // a timeout here leaves the stream as it was.
+            self.fill_to(hdr + len, deadline, whole)?;
             let s = self.rstart + hdr;
             self.rstart = s + len;
             return Ok(Payload::Buffered(s, s + len));
         }
-        // A long message: straight into its own vector, past the buffer.
+        let r = self.long_payload(hdr, len, if whole { deadline } else { None });
+        if r.is_err() {
+            // Half a frame is consumed: nothing after it can be parsed.
+            self.close();
+        }
+        r.map(Payload::Owned)
+    }
+
+    /// Reads a long frame's payload into its own vector, which grows with
+    /// the bytes that really arrived: to what the kernel holds already,
+    /// else by doubling, never past `len`. A peer that announces 1 GiB and
+    /// sends 12 bytes costs a few kilobytes, not 1 GiB; the vector is never
+    /// zeroed, so a frame whose bytes are all there costs one allocation
+    /// and one copy out of the kernel.
+    fn long_payload(
+        &mut self,
+        hdr: usize,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, Error> {
         self.rstart += hdr;
         let have = (self.rend - self.rstart).min(len);
-        let mut v = Vec::with_capacity(len);
+        let fd = self.fd.as_ref().ok_or(Error::Closed)?.as_fd();
+        let mut v = Vec::new();
+        grow(&mut v, len, have + sock::queued(fd))?;
         v.extend_from_slice(&self.rbuf[self.rstart..self.rstart + have]);
         self.rstart += have;
-        let fd = self.fd.as_ref().ok_or(Error::Closed)?.as_fd();
-        let mut got = have;
-        v.resize(len, 0);
-        while got < len {
-            match sock::recv_until(fd, &mut v[got..], None)? {
-                Some(0) | None => return Err(Error::Eof),
-                Some(n) => got += n,
+        while v.len() < len {
+            if v.len() == v.capacity() {
+                let want = (v.len() * 2).max(v.len() + sock::queued(fd));
+                grow(&mut v, len, want)?;
+            }
+            let left = len - v.len();
+            match sock::recv_vec_until(fd, &mut v, left, deadline)? {
+                None => return Err(Error::Timeout),
+                Some(0) => return Err(Error::Eof),
+                Some(_) => {}
             }
         }
-        Ok(Payload::Owned(v))
+        Ok(v)
     }
+}
+
+/// The first allocation for a long frame: enough for a buffer's worth even
+/// when little has arrived yet (so a frame whose sender is still writing
+/// does not grow in many small steps).
+const GROW_MIN: usize = RBUF;
+
+/// Grows `v`'s capacity towards `want` bytes (at least [`GROW_MIN`], at most
+/// `len`, the frame's length). Out of memory is an error, not an abort.
+fn grow(v: &mut Vec<u8>, len: usize, want: usize) -> Result<(), Error> {
+    let target = want.max(GROW_MIN).min(len);
+    if target <= v.capacity() {
+        return Ok(());
+    }
+    v.try_reserve_exact(target - v.len()).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!("cannot hold a {len}-byte message: {e}"),
+        ))
+    })
 }
 
 /// The 12-byte header of a frame of 2 GiB or more.

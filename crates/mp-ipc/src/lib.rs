@@ -77,7 +77,15 @@
 //! - Queues can be passed to any process, pool workers included, as
 //!   arguments.
 //! - `send`/`recv` carry serde values (postcard), not pickles: only the
-//!   bytes methods are wire-compatible with Python.
+//!   bytes methods (`send_bytes`/`recv_bytes`/`recv_bytes_into`) are
+//!   wire-compatible with Python. Python's `recv()` unpickles, and
+//!   unpickling can run code: never call it on data from an untrusted
+//!   peer. A message longer than the receiver's limit
+//!   ([`DEFAULT_MAX_MESSAGE_SIZE`], 1 GiB) closes the connection.
+//! - A keyed [`Listener`] runs handshakes in the background, a bounded
+//!   number at once, each within one deadline ([`ListenerConfig`]); a peer
+//!   that fails its handshake is dropped and never returned by `accept`
+//!   (CPython's `accept` raises `AuthenticationError`).
 //! - Under fork, a child inherits every descriptor of its parent, the other
 //!   end of a pipe included: a reader sees end of stream only once every
 //!   copy of the writing end is closed. Send a final message rather than
@@ -97,5 +105,7 @@ mod sock;
 
 pub use connection::{Connection, DEFAULT_MAX_MESSAGE_SIZE, Waitable, pipe, wait};
 pub use error::{Error, GetError, PutError, TaskDoneError, Timeout};
-pub use listener::{Address, Client, HANDSHAKE_TIMEOUT, Listener};
+pub use listener::{
+    Address, Client, DEFAULT_MAX_HANDSHAKES, HANDSHAKE_TIMEOUT, Listener, ListenerConfig,
+};
 pub use queue::{INLINE_LIMIT_MAX, INLINE_LIMIT_MIN, JoinableQueue, Queue, SimpleQueue};

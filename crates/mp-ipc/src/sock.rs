@@ -134,6 +134,54 @@ pub(crate) fn recv_until(
     }
 }
 
+/// Receives into the spare capacity of `v`, at most `limit` bytes (the
+/// rest of a frame), waiting until `deadline` (`None`: forever). Nothing
+/// is zeroed first: the vector grows only by the bytes received, so memory
+/// follows what the peer really sent. `Ok(None)`: timed out; `Ok(Some(0))`:
+/// end of stream.
+pub(crate) fn recv_vec_until(
+    fd: BorrowedFd<'_>,
+    v: &mut Vec<u8>,
+    limit: usize,
+    deadline: Option<Instant>,
+) -> io::Result<Option<usize>> {
+    let mut spin_until: Option<Instant> = None;
+    loop {
+        let got = if v.capacity() - v.len() <= limit {
+            rustix::net::recv(fd, rustix::buffer::spare_capacity(v), RecvFlags::DONTWAIT)
+                .map(|(n, _)| n)
+        } else {
+            // The allocator gave more room than the frame has left: read
+            // through a small buffer so that the next frame stays in the
+            // socket (the frame's end only; never the common case).
+            let mut tmp = [0u8; 4096];
+            let n = limit.min(tmp.len());
+            rustix::net::recv(fd, &mut tmp[..n], RecvFlags::DONTWAIT).map(|(n, _)| {
+                v.extend_from_slice(&tmp[..n]);
+                n
+            })
+        };
+        match got {
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if spin(&mut spin_until, deadline) {
+            continue;
+        }
+        if !wait_readable(fd, deadline)? {
+            return Ok(None);
+        }
+    }
+}
+
+/// Bytes waiting in the socket's receive queue (0 if the kernel will not
+/// say): bytes the peer has really sent.
+pub(crate) fn queued(fd: BorrowedFd<'_>) -> usize {
+    rustix::io::ioctl_fionread(fd).map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// Whether to try again at once rather than sleep: true during the first
 /// [`SPIN`] of a wait that may last that long.
 pub(crate) fn spin(spin_until: &mut Option<Instant>, deadline: Option<Instant>) -> bool {
@@ -191,6 +239,30 @@ pub(crate) fn send_all(fd: BorrowedFd<'_>, parts: &[&[u8]]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Sends all of `bytes` on a stream socket by `deadline`, every write
+/// included (`MSG_DONTWAIT`, then `poll` for room). Returns how many bytes
+/// went out: fewer than `bytes.len()` means the deadline passed.
+pub(crate) fn send_all_until(
+    fd: BorrowedFd<'_>,
+    bytes: &[u8],
+    deadline: Instant,
+) -> io::Result<usize> {
+    let mut off = 0;
+    while off < bytes.len() {
+        match rustix::net::send(fd, &bytes[off..], SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            Ok(n) => off += n,
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                if !wait_writable(fd, deadline)? {
+                    return Ok(off);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(off)
 }
 
 /// A deadline `timeout` from now (`None` if it would overflow: forever).

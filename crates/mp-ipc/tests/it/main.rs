@@ -2,6 +2,7 @@
 //! real processes under every start method.
 
 mod codec;
+mod hostile;
 mod listener;
 mod pipe;
 mod props;
