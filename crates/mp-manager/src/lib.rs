@@ -90,9 +90,9 @@ mod proxy;
 mod server;
 
 pub use error::Error;
-pub use manager::{Manager, ManagerBuilder, ManagerClient, connect};
+pub use manager::{Manager, ManagerBuilder, ManagerClient, ServerStats, connect};
 pub use proxy::{
     BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockGuard, LockProxy,
     NamespaceProxy, Number, QueueProxy, SemaphoreProxy, ValueProxy,
 };
-pub use server::{DEFAULT_MAX_REQUEST, Server, ServerHandle};
+pub use server::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_REQUEST, Server, ServerHandle};

@@ -40,48 +40,83 @@ fn deadline(t: Micros) -> Option<Instant> {
     t.map(|us| Instant::now() + Duration::from_micros(us))
 }
 
-/// Waits on `cv` until `done` holds or `deadline` passes; returns the guard
-/// and whether `done` holds.
+/// Whether the client of the connection an operation runs for is still
+/// there (its socket shows neither end of stream nor a stray byte).
+pub(crate) type Alive<'a> = &'a dyn Fn() -> bool;
+
+/// How often a blocked operation looks whether its client is still there:
+/// a client gone while its `get` waits must not take the next item, and
+/// its thread must end.
+const LIVENESS: Duration = Duration::from_millis(50);
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    Ready,
+    Timeout,
+    /// The client went away; nothing was taken.
+    Gone,
+}
+
+/// Waits on `cv` until `done` holds, `deadline` passes or the client is
+/// gone (looked at every [`LIVENESS`]). With `consume`, a wait that ends
+/// ready after sleeping also looks at the client first, so that what
+/// `done` found (an item, a unit) is taken only for a client that is
+/// there: an answer that comes at once costs no look.
 fn wait_until<'a, T>(
     cv: &Condvar,
     mut g: MutexGuard<'a, T>,
     deadline: Option<Instant>,
+    alive: Alive<'_>,
+    consume: bool,
     mut done: impl FnMut(&mut T) -> bool,
-) -> (MutexGuard<'a, T>, bool) {
+) -> (MutexGuard<'a, T>, Waited) {
+    let mut waited = false;
+    let mut looked = Instant::now();
     loop {
         if done(&mut g) {
-            return (g, true);
-        }
-        match deadline {
-            None => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return (g, false);
-                }
-                g = cv
-                    .wait_timeout(g, d - now)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+            if waited && consume && !alive() {
+                return (g, Waited::Gone);
             }
+            return (g, Waited::Ready);
         }
+        let now = Instant::now();
+        if now.duration_since(looked) >= LIVENESS {
+            if !alive() {
+                return (g, Waited::Gone);
+            }
+            looked = now;
+        }
+        let slice_end = looked + LIVENESS;
+        let until = match deadline {
+            Some(d) if d <= now => return (g, Waited::Timeout),
+            Some(d) => d.min(slice_end),
+            None => slice_end,
+        };
+        g = cv
+            .wait_timeout(g, until.saturating_duration_since(now))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+        waited = true;
     }
 }
 
 impl Object {
+    /// The object `kind` describes; a value's bytes move in, so that the
+    /// server holds them once.
     pub(crate) fn new(
-        kind: &Kind,
+        kind: Kind,
         lock_of: impl Fn(u64) -> Option<Arc<Object>>,
     ) -> Result<Object, Failure> {
         Ok(match kind {
-            Kind::Value(v) => Object::Value(Mutex::new(v.clone())),
+            Kind::Value(v) => Object::Value(Mutex::new(v)),
             Kind::Lock => Object::Lock(LockObj::new(false)),
             Kind::RLock => Object::Lock(LockObj::new(true)),
             Kind::Condition(None) => {
                 Object::Condition(CondObj::new(Arc::new(Object::Lock(LockObj::new(true)))))
             }
             Kind::Condition(Some(id)) => {
-                let l = lock_of(*id).ok_or_else(|| Failure::NoSuchObject(format!("lock #{id}")))?;
+                let l = lock_of(id).ok_or_else(|| Failure::NoSuchObject(format!("lock #{id}")))?;
                 if !matches!(*l, Object::Lock(_)) {
                     return Err(Failure::WrongKind {
                         expected: "lock".into(),
@@ -91,16 +126,16 @@ impl Object {
                 Object::Condition(CondObj::new(l))
             }
             Kind::Event => Object::Event(Mutex::new(false), Condvar::new()),
-            Kind::Semaphore(n) => Object::Semaphore(SemObj::new(*n, None)),
-            Kind::BoundedSemaphore(n) => Object::Semaphore(SemObj::new(*n, Some(*n))),
+            Kind::Semaphore(n) => Object::Semaphore(SemObj::new(n, None)),
+            Kind::BoundedSemaphore(n) => Object::Semaphore(SemObj::new(n, Some(n))),
             Kind::Barrier(0) => {
                 return Err(Failure::BadValue(
                     "a barrier needs at least one party".into(),
                 ));
             }
-            Kind::Barrier(n) => Object::Barrier(BarrierObj::new(*n)),
-            Kind::Queue(max) => Object::Queue(QueueObj::new(*max)),
-            Kind::JoinableQueue(max) => Object::Queue(QueueObj::new(*max)),
+            Kind::Barrier(n) => Object::Barrier(BarrierObj::new(n)),
+            Kind::Queue(max) => Object::Queue(QueueObj::new(max)),
+            Kind::JoinableQueue(max) => Object::Queue(QueueObj::new(max)),
             Kind::Dict => Object::Dict(Mutex::new(OrderedMap::default())),
             Kind::List => Object::List(Mutex::new(Vec::new())),
             Kind::Namespace => Object::Namespace(Mutex::new(OrderedMap::default())),
@@ -124,17 +159,33 @@ impl Object {
     }
 
     /// Runs `op` for connection `conn`; `held` is the set of locks this
-    /// connection holds, kept up to date for release on disconnect.
+    /// connection holds, kept up to date for release on disconnect; `alive`
+    /// tells whether the client is still there, for operations that wait.
+    /// A client found gone gets [`Failure::PeerGone`], and nothing was
+    /// taken for it.
     pub(crate) fn apply(
         self: &Arc<Self>,
         id: u64,
         op: Op,
         conn: ConnId,
         held: &mut HeldLocks,
+        alive: Alive<'_>,
     ) -> Response {
-        match self.try_apply(id, op, conn, held) {
+        match self.try_apply(id, op, conn, held, alive) {
             Ok(r) => r,
             Err(f) => Response::Failed(f),
+        }
+    }
+
+    /// Gives back what a reply that could not be delivered had taken: the
+    /// item of a `get` goes back to the front of its queue, the unit of a
+    /// semaphore `acquire` back to the semaphore. (A lock or a condition's
+    /// lock is released with the connection's other locks.)
+    pub(crate) fn undo(&self, op: &OpTag, resp: Response) {
+        match (self, op, resp) {
+            (Object::Queue(q), OpTag::Take, Response::Bytes(item)) => q.unget(item),
+            (Object::Semaphore(s), OpTag::SemAcquire, Response::Bool(true)) => s.give_back(),
+            _ => {}
         }
     }
 
@@ -144,6 +195,7 @@ impl Object {
         op: Op,
         conn: ConnId,
         held: &mut HeldLocks,
+        alive: Alive<'_>,
     ) -> Result<Response, Failure> {
         let wrong = |expected: &str| Failure::WrongKind {
             expected: expected.into(),
@@ -174,15 +226,18 @@ impl Object {
 
             // A lock, or a condition's lock.
             (Object::Lock(_) | Object::Condition(_), Op::Acquire { blocking, timeout }) => {
-                let got = self.lock_part()?.acquire(conn, blocking, deadline(timeout));
+                let got = self
+                    .lock_part()?
+                    .acquire(conn, blocking, deadline(timeout), alive)?;
                 if got {
                     held.add(id, self);
                 }
                 Ok(Response::Bool(got))
             }
-            (Object::Lock(_) | Object::Condition(_), Op::AwaitFree(timeout)) => Ok(Response::Bool(
-                self.lock_part()?.await_free(conn, deadline(timeout)),
-            )),
+            (Object::Lock(_) | Object::Condition(_), Op::AwaitFree(timeout)) => self
+                .lock_part()?
+                .await_free(conn, deadline(timeout), alive)
+                .map(Response::Bool),
             (Object::Lock(_) | Object::Condition(_), Op::Release) => {
                 let l = self.lock_part()?;
                 if l.release(conn)? {
@@ -195,7 +250,9 @@ impl Object {
             }
             (Object::Lock(_), _) => Err(wrong("lock")),
 
-            (Object::Condition(c), Op::Wait(t)) => c.wait(conn, deadline(t)).map(Response::Bool),
+            (Object::Condition(c), Op::Wait(t)) => {
+                c.wait(conn, deadline(t), alive).map(Response::Bool)
+            }
             (Object::Condition(c), Op::Notify(n)) => c.notify(conn, n).map(|()| Response::Done),
             (Object::Condition(c), Op::NotifyAll) => {
                 c.notify(conn, u64::MAX).map(|()| Response::Done)
@@ -213,19 +270,24 @@ impl Object {
             }
             (Object::Event(flag, _), Op::IsSet) => Ok(Response::Bool(*lock(flag))),
             (Object::Event(flag, cv), Op::WaitFlag(t)) => {
-                let (_guard, set) = wait_until(cv, lock(flag), deadline(t), |f| *f);
-                Ok(Response::Bool(set))
+                match wait_until(cv, lock(flag), deadline(t), alive, false, |f| *f).1 {
+                    Waited::Ready => Ok(Response::Bool(true)),
+                    Waited::Timeout => Ok(Response::Bool(false)),
+                    Waited::Gone => Err(Failure::PeerGone),
+                }
             }
             (Object::Event(..), _) => Err(wrong("event")),
 
-            (Object::Semaphore(s), Op::SemAcquire { blocking, timeout }) => {
-                Ok(Response::Bool(s.acquire(blocking, deadline(timeout))))
-            }
+            (Object::Semaphore(s), Op::SemAcquire { blocking, timeout }) => s
+                .acquire(blocking, deadline(timeout), alive)
+                .map(Response::Bool),
             (Object::Semaphore(s), Op::SemRelease) => s.release().map(|()| Response::Done),
             (Object::Semaphore(s), Op::SemValue) => Ok(Response::Count(*lock(&s.value))),
             (Object::Semaphore(_), _) => Err(wrong("semaphore")),
 
-            (Object::Barrier(b), Op::BarrierWait(t)) => b.wait(deadline(t)).map(Response::Count),
+            (Object::Barrier(b), Op::BarrierWait(t)) => {
+                b.wait(deadline(t), alive).map(Response::Count)
+            }
             (Object::Barrier(b), Op::BarrierAbort) => {
                 b.abort();
                 Ok(Response::Done)
@@ -252,23 +314,29 @@ impl Object {
                     timeout,
                 },
             ) => q
-                .put(item, blocking, deadline(timeout))
+                .put(item, blocking, deadline(timeout), alive)
                 .map(|()| Response::Done),
-            (Object::Queue(q), Op::Take { blocking, timeout }) => {
-                q.take(blocking, deadline(timeout)).map(Response::Bytes)
-            }
+            (Object::Queue(q), Op::Take { blocking, timeout }) => q
+                .take(blocking, deadline(timeout), alive)
+                .map(Response::Bytes),
             (Object::Queue(q), Op::QueueLen) => {
                 Ok(Response::Count(lock(&q.state).items.len() as u64))
             }
             (Object::Queue(q), Op::TaskDone) => q.task_done().map(|()| Response::Done),
             (Object::Queue(q), Op::JoinQueue(t)) => {
-                let (_guard, done) = wait_until(&q.all_done, lock(&q.state), deadline(t), |s| {
-                    s.unfinished == 0
-                });
-                if done {
-                    Ok(Response::Done)
-                } else {
-                    Err(Failure::Timeout)
+                let waited = wait_until(
+                    &q.all_done,
+                    lock(&q.state),
+                    deadline(t),
+                    alive,
+                    false,
+                    |s| s.unfinished == 0,
+                )
+                .1;
+                match waited {
+                    Waited::Ready => Ok(Response::Done),
+                    Waited::Timeout => Err(Failure::Timeout),
+                    Waited::Gone => Err(Failure::PeerGone),
                 }
             }
             (Object::Queue(_), _) => Err(wrong("queue")),
@@ -305,6 +373,25 @@ impl Object {
             expected: "lock".into(),
             found: self.kind_name().into(),
         })
+    }
+}
+
+/// What an operation may have taken that an undelivered reply must give
+/// back (see [`Object::undo`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpTag {
+    Take,
+    SemAcquire,
+    Other,
+}
+
+impl OpTag {
+    pub(crate) fn of(op: &Op) -> OpTag {
+        match op {
+            Op::Take { .. } => OpTag::Take,
+            Op::SemAcquire { .. } => OpTag::SemAcquire,
+            _ => OpTag::Other,
+        }
     }
 }
 
@@ -415,48 +502,81 @@ impl LockObj {
         }
     }
 
-    /// Waits as a waiter until `conn` may take the lock, or `deadline`.
+    /// Waits as a waiter until `conn` may take the lock, or `deadline`, or
+    /// its client is gone. A gone waiter the lock was handed to gives the
+    /// hand-over up, so that the others need not wait for it.
     fn wait_turn<'a>(
         &self,
         g: MutexGuard<'a, LockState>,
         conn: ConnId,
         deadline: Option<Instant>,
-    ) -> (MutexGuard<'a, LockState>, bool) {
+        alive: Alive<'_>,
+        consume: bool,
+    ) -> (MutexGuard<'a, LockState>, Waited) {
         let mut g = g;
         g.waiters.push_back((conn, Instant::now()));
-        let (mut g, free) = wait_until(&self.cv, g, deadline, |s| s.may_take(conn));
+        let (mut g, waited) =
+            wait_until(&self.cv, g, deadline, alive, consume, |s| s.may_take(conn));
         if let Some(at) = g.waiters.iter().position(|&(c, _)| c == conn) {
             g.waiters.remove(at);
         }
-        (g, free)
+        if waited == Waited::Gone && g.handed.is_some_and(|(to, _)| to == conn) {
+            g.handed = None;
+            self.cv.notify_all();
+        }
+        (g, waited)
     }
 
-    fn acquire(&self, conn: ConnId, blocking: bool, deadline: Option<Instant>) -> bool {
+    fn acquire(
+        &self,
+        conn: ConnId,
+        blocking: bool,
+        deadline: Option<Instant>,
+        alive: Alive<'_>,
+    ) -> Result<bool, Failure> {
         let mut g = lock(&self.state);
         if let Some((owner, count)) = g.owner.as_mut() {
             if self.recursive && *owner == conn {
-                *count += 1;
-                return true;
+                *count = count
+                    .checked_add(1)
+                    .ok_or_else(|| Failure::Overflow("rlock acquired too many times".into()))?;
+                return Ok(true);
             }
         }
         if g.may_take(conn) {
             g.take(conn);
-            return true;
+            return Ok(true);
         }
         if !blocking {
-            return false;
+            return Ok(false);
         }
-        let (mut g, free) = self.wait_turn(g, conn, deadline);
-        if free {
-            g.take(conn);
+        let (mut g, waited) = self.wait_turn(g, conn, deadline, alive, true);
+        match waited {
+            Waited::Ready => {
+                g.take(conn);
+                Ok(true)
+            }
+            Waited::Timeout => Ok(false),
+            Waited::Gone => Err(Failure::PeerGone),
         }
-        free
     }
 
     /// Waits until `conn` may take the lock (true) or `deadline` passes
     /// (false), without taking it.
-    fn await_free(&self, conn: ConnId, deadline: Option<Instant>) -> bool {
-        self.wait_turn(lock(&self.state), conn, deadline).1
+    fn await_free(
+        &self,
+        conn: ConnId,
+        deadline: Option<Instant>,
+        alive: Alive<'_>,
+    ) -> Result<bool, Failure> {
+        match self
+            .wait_turn(lock(&self.state), conn, deadline, alive, false)
+            .1
+        {
+            Waited::Ready => Ok(true),
+            Waited::Timeout => Ok(false),
+            Waited::Gone => Err(Failure::PeerGone),
+        }
     }
 
     fn owned_by(&self, conn: ConnId) -> bool {
@@ -521,17 +641,23 @@ impl LockObj {
         }
     }
 
-    fn restore(&self, conn: ConnId, count: u64) {
+    /// Takes the lock back for a condition's waiter with its recursion
+    /// count; false (and the lock not taken) if its client is gone.
+    fn restore(&self, conn: ConnId, count: u64, alive: Alive<'_>) -> bool {
         let g = lock(&self.state);
-        let (mut g, _) = if g.may_take(conn) {
-            (g, true)
+        let (mut g, waited) = if g.may_take(conn) {
+            (g, Waited::Ready)
         } else {
-            self.wait_turn(g, conn, None)
+            self.wait_turn(g, conn, None, alive, true)
         };
+        if waited != Waited::Ready {
+            return false;
+        }
         g.take(conn);
         if let Some((_, c)) = g.owner.as_mut() {
             *c = count.max(1);
         }
+        true
     }
 }
 
@@ -567,28 +693,49 @@ impl CondObj {
         }
     }
 
-    fn wait(&self, conn: ConnId, deadline: Option<Instant>) -> Result<bool, Failure> {
+    /// Python's `wait`. A waiter whose client is gone leaves the queue;
+    /// a notification it was given goes to the next waiter.
+    fn wait(
+        &self,
+        conn: ConnId,
+        deadline: Option<Instant>,
+        alive: Alive<'_>,
+    ) -> Result<bool, Failure> {
         if !self.lock().owned_by(conn) {
             return Err(Failure::Misuse("cannot wait on un-acquired lock".into()));
         }
         let token = {
             let mut s = lock(&self.state);
-            s.next += 1;
+            s.next = s
+                .next
+                .checked_add(1)
+                .ok_or_else(|| Failure::Overflow("condition waits".into()))?;
             let t = s.next;
             s.waiting.push_back(t);
             t
         };
         let count = self.lock().release_all(conn);
-        let (mut s, notified) = wait_until(&self.cv, lock(&self.state), deadline, |s| {
+        let (mut s, waited) = wait_until(&self.cv, lock(&self.state), deadline, alive, true, |s| {
             s.notified.contains(&token)
         });
-        if notified {
-            s.notified.remove(&token);
-        } else {
+        let notified = s.notified.remove(&token);
+        if !notified {
             s.waiting.retain(|&t| t != token);
         }
+        if waited == Waited::Gone {
+            if notified {
+                if let Some(next) = s.waiting.pop_front() {
+                    s.notified.insert(next);
+                    drop(s);
+                    self.cv.notify_all();
+                }
+            }
+            return Err(Failure::PeerGone);
+        }
         drop(s);
-        self.lock().restore(conn, count);
+        if !self.lock().restore(conn, count, alive) {
+            return Err(Failure::PeerGone);
+        }
         Ok(notified)
     }
 
@@ -628,16 +775,32 @@ impl SemObj {
         }
     }
 
-    fn acquire(&self, blocking: bool, deadline: Option<Instant>) -> bool {
+    /// Takes a unit, waiting for one with `blocking`; a unit is taken
+    /// only for a client that is there.
+    fn acquire(
+        &self,
+        blocking: bool,
+        deadline: Option<Instant>,
+        alive: Alive<'_>,
+    ) -> Result<bool, Failure> {
         let g = lock(&self.value);
         if *g == 0 && !blocking {
-            return false;
+            return Ok(false);
         }
-        let (mut g, ok) = wait_until(&self.cv, g, deadline, |v| *v > 0);
-        if ok {
-            *g -= 1;
+        let (mut g, waited) = wait_until(&self.cv, g, deadline, alive, true, |v| *v > 0);
+        match waited {
+            Waited::Ready => {
+                *g -= 1;
+                Ok(true)
+            }
+            Waited::Timeout => Ok(false),
+            Waited::Gone => {
+                // Another waiter may have been passed over for us.
+                drop(g);
+                self.cv.notify_one();
+                Err(Failure::PeerGone)
+            }
         }
-        ok
     }
 
     fn release(&self) -> Result<(), Failure> {
@@ -645,10 +808,20 @@ impl SemObj {
         if self.bound.is_some_and(|b| *g >= b) {
             return Err(Failure::Misuse("semaphore released too many times".into()));
         }
-        *g += 1;
+        *g = g
+            .checked_add(1)
+            .ok_or_else(|| Failure::Overflow("semaphore value at its largest".into()))?;
         drop(g);
         self.cv.notify_one();
         Ok(())
+    }
+
+    /// Returns a unit an undeliverable `acquire` had taken.
+    fn give_back(&self) {
+        let mut g = lock(&self.value);
+        *g = g.saturating_add(1);
+        drop(g);
+        self.cv.notify_one();
     }
 }
 
@@ -677,7 +850,9 @@ impl BarrierObj {
         }
     }
 
-    fn wait(&self, deadline: Option<Instant>) -> Result<u64, Failure> {
+    /// Waits for all parties; a party whose client is gone leaves the
+    /// barrier as if it had never come.
+    fn wait(&self, deadline: Option<Instant>, alive: Alive<'_>) -> Result<u64, Failure> {
         let mut g = lock(&self.state);
         if g.broken {
             return Err(Failure::BrokenBarrier);
@@ -692,13 +867,19 @@ impl BarrierObj {
             return Ok(index);
         }
         let generation = g.generation;
-        let (mut g, passed) = wait_until(&self.cv, g, deadline, |s| {
+        let (mut g, waited) = wait_until(&self.cv, g, deadline, alive, false, |s| {
             s.generation != generation || s.broken
         });
         if g.generation != generation {
             return Ok(index);
         }
-        if !passed {
+        if waited == Waited::Gone {
+            if !g.broken {
+                g.count = g.count.saturating_sub(1);
+            }
+            return Err(Failure::PeerGone);
+        }
+        if waited == Waited::Timeout {
             // A timeout breaks the barrier for everyone, as in Python.
             g.broken = true;
             g.count = g.count.saturating_sub(1);
@@ -758,7 +939,15 @@ impl QueueObj {
         }
     }
 
-    fn put(&self, item: Vec<u8>, blocking: bool, deadline: Option<Instant>) -> Result<(), Failure> {
+    /// Adds an item, waiting for room with `blocking`; for a client found
+    /// gone while it waited, nothing is added.
+    fn put(
+        &self,
+        item: Vec<u8>,
+        blocking: bool,
+        deadline: Option<Instant>,
+        alive: Alive<'_>,
+    ) -> Result<(), Failure> {
         let g = lock(&self.state);
         let full = |s: &mut QueueState| s.maxsize > 0 && s.items.len() as u64 >= s.maxsize;
         let mut g = g;
@@ -766,35 +955,69 @@ impl QueueObj {
             if !blocking {
                 return Err(Failure::Full);
             }
-            let (g2, room) = wait_until(&self.not_full, g, deadline, |s| !full(s));
-            if !room {
-                return Err(Failure::Full);
+            let (g2, waited) = wait_until(&self.not_full, g, deadline, alive, true, |s| !full(s));
+            match waited {
+                Waited::Ready => {}
+                Waited::Timeout => return Err(Failure::Full),
+                Waited::Gone => {
+                    drop(g2);
+                    self.not_full.notify_one();
+                    return Err(Failure::PeerGone);
+                }
             }
             g = g2;
         }
+        g.unfinished = g
+            .unfinished
+            .checked_add(1)
+            .ok_or_else(|| Failure::Overflow("unfinished tasks of a queue".into()))?;
         g.items.push_back(item);
-        g.unfinished += 1;
         drop(g);
         self.not_empty.notify_one();
         Ok(())
     }
 
-    fn take(&self, blocking: bool, deadline: Option<Instant>) -> Result<Vec<u8>, Failure> {
+    /// Takes the oldest item, waiting for one with `blocking`; an item is
+    /// taken only for a client that is there.
+    fn take(
+        &self,
+        blocking: bool,
+        deadline: Option<Instant>,
+        alive: Alive<'_>,
+    ) -> Result<Vec<u8>, Failure> {
         let mut g = lock(&self.state);
         if g.items.is_empty() {
             if !blocking {
                 return Err(Failure::Empty);
             }
-            let (g2, some) = wait_until(&self.not_empty, g, deadline, |s| !s.items.is_empty());
-            if !some {
-                return Err(Failure::Empty);
+            let (g2, waited) = wait_until(&self.not_empty, g, deadline, alive, true, |s| {
+                !s.items.is_empty()
+            });
+            match waited {
+                Waited::Ready => {}
+                Waited::Timeout => return Err(Failure::Empty),
+                Waited::Gone => {
+                    // The item that woke us is for the next waiter.
+                    drop(g2);
+                    self.not_empty.notify_one();
+                    return Err(Failure::PeerGone);
+                }
             }
             g = g2;
         }
-        let item = g.items.pop_front().expect("not empty");
+        let Some(item) = g.items.pop_front() else {
+            return Err(Failure::Empty);
+        };
         drop(g);
         self.not_full.notify_one();
         Ok(item)
+    }
+
+    /// Puts back, at the front, an item whose `get` reply could not be
+    /// delivered.
+    fn unget(&self, item: Vec<u8>) {
+        lock(&self.state).items.push_front(item);
+        self.not_empty.notify_one();
     }
 
     fn task_done(&self) -> Result<(), Failure> {
