@@ -408,6 +408,16 @@ impl Remote {
                 "a manager client of another process".into(),
             ));
         }
+        match self.take_ref_once(req) {
+            // A session kept from a server that stopped since (an earlier
+            // server at the address): once more, on a new session.
+            Ok(Response::Failed(crate::protocol::Failure::ShuttingDown))
+            | Err(Error::Connection(_)) => self.take_ref_once(req),
+            other => other,
+        }
+    }
+
+    fn take_ref_once(&self, req: &Request) -> Result<Response, Error> {
         let mut s = self.session()?;
         let conn = s.conn.as_mut().expect("connected");
         let sent = conn
@@ -421,8 +431,15 @@ impl Remote {
                 return Err(e.into());
             }
         };
-        if let Response::Created(id) | Response::Found(id, _) = resp {
-            *s.counts.entry(id).or_insert(0) += 1;
+        match resp {
+            Response::Created(id) | Response::Found(id, _) => {
+                *s.counts.entry(id).or_insert(0) += 1;
+            }
+            Response::Failed(crate::protocol::Failure::ShuttingDown) => {
+                s.conn = None;
+                s.counts.clear();
+            }
+            _ => {}
         }
         Ok(resp)
     }

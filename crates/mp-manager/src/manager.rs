@@ -37,10 +37,20 @@ pub fn connect(address: impl Into<Address>, authkey: &[u8]) -> Result<ManagerCli
     let client = ManagerClient {
         remote: Remote::of(&Endpoint::new(&address.into(), authkey)),
     };
-    match client.remote.call(&Request::Ping, Some(call_timeout()))? {
-        Response::Done => Ok(client),
-        r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
-    }
+    // A connection this thread kept from an earlier server at the address
+    // may be open still and answer that it stops: the second try is on a
+    // new connection, and says what the address holds now.
+    let ping = || match client.remote.call(&Request::Ping, Some(call_timeout())) {
+        Ok(Response::Done) => Ok(()),
+        Ok(Response::Failed(f)) => Err(Error::from_failure(f)),
+        Ok(r) => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
+        Err(e) => Err(e),
+    };
+    match ping() {
+        Err(Error::Connection(_)) => ping(),
+        other => other,
+    }?;
+    Ok(client)
 }
 
 impl ManagerClient {

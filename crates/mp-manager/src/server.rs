@@ -559,6 +559,12 @@ fn serve_connection(mut conn: Connection, server: &Serving) {
                 }
             }
         };
+        if state.stop.load(Ordering::Acquire) {
+            // Stopped while this connection waited: it ends too, so that
+            // the client connects again (and finds the address closed).
+            let _ = l.send(&Response::Failed(Failure::ShuttingDown));
+            break;
+        }
         // What a reply that cannot be delivered must give back.
         let mut undo = None;
         let resp = match req {

@@ -1,6 +1,7 @@
 //! Integration tests of mp-manager: a real server process and real clients
 //! in other processes.
 
+mod hostile;
 mod objects;
 mod processes;
 mod robustness;
