@@ -451,6 +451,15 @@ impl Remote {
         if self.pid != std::process::id() {
             return;
         }
+        {
+            // A clone of a proxy this process counts already: no message,
+            // no look at the session.
+            let mut s = lock(&self.session);
+            if let Some(n) = s.counts.get_mut(&id) {
+                *n += 1;
+                return;
+            }
+        }
         let Ok(mut s) = self.session() else { return };
         let n = s.counts.entry(id).or_insert(0);
         *n += 1;

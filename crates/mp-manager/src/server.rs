@@ -643,3 +643,46 @@ fn serve_connection(mut conn: Connection, server: &Serving) {
     held.release_all(me);
     state.release(refs);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A client over TCP that asks for the fast path is refused: the
+    /// block's name means nothing on another machine, and must not leak.
+    #[test]
+    fn the_fast_path_is_refused_over_tcp() {
+        let server = Server::bind("127.0.0.1:0".parse::<SocketAddr>().unwrap(), b"k").unwrap();
+        let address = server.address().clone();
+        let handle = server.serve_in_background().unwrap();
+        let mut c = mp_ipc::Client::new(address)
+            .authkey(b"k")
+            .connect()
+            .unwrap();
+        let t = Duration::from_secs(10);
+        assert!(matches!(
+            c.recv_timeout::<Response>(t).unwrap(),
+            Response::Done
+        ));
+        c.send(&Request::Fast).unwrap();
+        match c.recv_timeout::<Response>(t).unwrap() {
+            Response::Failed(Failure::Misuse(_)) => {}
+            r => panic!("over TCP the server answered {r:?}"),
+        }
+        // The connection goes on, on the socket.
+        c.send(&Request::Ping).unwrap();
+        assert!(matches!(
+            c.recv_timeout::<Response>(t).unwrap(),
+            Response::Done
+        ));
+        c.send(&Request::Shutdown).unwrap();
+        assert!(matches!(
+            c.recv_timeout::<Response>(t).unwrap(),
+            Response::Done
+        ));
+        handle.join().unwrap();
+    }
+}

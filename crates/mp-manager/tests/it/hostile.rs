@@ -501,7 +501,6 @@ fn five_manager_lifetimes_in_one_thread_leave_no_descriptor() {
     assert_eq!(before, after);
 }
 
-
 #[test]
 fn a_stopped_address_is_refused_and_a_restart_is_served_at_once() {
     let address = mp_ipc::Address::Abstract(
