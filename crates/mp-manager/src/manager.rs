@@ -256,8 +256,11 @@ impl ManagerClient {
     }
 
     /// Asks the server to stop serving; it answers, then stops accepting.
+    /// This process's connections to it are closed (in every thread).
     pub fn shutdown_server(&self) -> Result<(), Error> {
-        match self.remote.call(&Request::Shutdown, Some(call_timeout()))? {
+        let r = self.remote.call(&Request::Shutdown, Some(call_timeout()));
+        self.remote.close();
+        match r? {
             Response::Done => Ok(()),
             r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
         }
@@ -448,9 +451,8 @@ impl Manager {
         let Some(mut p) = self.process.take() else {
             return Ok(());
         };
-        let asked = self.client.shutdown_server();
         // No connection of this process outlives the server.
-        self.client.remote.close();
+        let asked = self.client.shutdown_server();
         let out = match p.join_timeout(STOP_GRACE) {
             Ok(()) => asked,
             Err(e) if e.is_timeout() => {
