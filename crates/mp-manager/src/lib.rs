@@ -97,6 +97,10 @@
 //! A proxy in transit (serialized, not yet received) holds nothing: the
 //! sender must keep its own proxy until the receiver has its copy, as when
 //! passing proxies to a child process that the parent then joins.
+//! A proxy a forked child inherits in memory (captured by a closure under
+//! the fork method) is not counted in the child until cloned there: the
+//! parent's proxy keeps the object, as it does for arguments, which travel
+//! serialized and are counted where they arrive.
 //!
 //! # Locks and failures
 //!
