@@ -255,6 +255,43 @@ fn a_client_killed_in_a_queue_get_swallows_no_item() {
     assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap(), 42);
 }
 
+fn blocked_put(q: QueueProxy<u32>) {
+    let _ = q.put(&2);
+}
+
+fn blocked_event(e: mp_manager::EventProxy) {
+    let _ = e.wait(None);
+}
+
+#[test]
+fn a_client_killed_in_a_full_put_or_an_event_wait_adds_nothing_and_ends() {
+    let m = manager();
+    let pid = m.pid().unwrap();
+    let q = m.bounded_queue::<u32>(1).unwrap();
+    q.put(&1).unwrap();
+    let e = m.event().unwrap();
+    assert!(!e.is_set().unwrap());
+    let base = load(pid);
+    kill_while_blocked(pid, base, blocked_put, q.clone());
+    let after = settles_to(pid, base);
+    assert!(
+        after.0 <= base.0 && after.1 <= base.1,
+        "{after:?} vs {base:?}"
+    );
+    kill_while_blocked(pid, base, blocked_event, e.clone());
+    let after = settles_to(pid, base);
+    assert!(
+        after.0 <= base.0 && after.1 <= base.1,
+        "{after:?} vs {base:?}"
+    );
+    // The room the killed `put` waited for is not taken by its item.
+    assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap(), 1);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    q.put(&3).unwrap();
+    assert_eq!(q.qsize().unwrap(), 1);
+}
+
 fn blocked_acquire(s: SemaphoreProxy) {
     let _ = s.acquire(true, None);
 }
