@@ -245,7 +245,13 @@ impl Remote {
         let map = match &mut *all {
             Some((p, map)) if *p == pid => map,
             other => {
-                // A forked child: the parent's map is the parent's.
+                // A forked child: the parent's map is the parent's, and so
+                // are the connections this thread inherited (our copies
+                // are closed, so that the parent's end is the parent's
+                // alone: the server sees it close when the parent goes).
+                if other.is_some() {
+                    let _ = CONNS.try_with(|m| m.borrow_mut().clear());
+                }
                 *other = Some((pid, HashMap::new()));
                 &mut other.as_mut().expect("just set").1
             }
@@ -271,7 +277,25 @@ impl Remote {
         if self.pid == std::process::id() {
             self.clone()
         } else {
+            self.disown();
             Remote::of(&self.ep)
+        }
+    }
+
+    /// In a forked child, closes our copies of the parent's connections
+    /// of this `Remote` (the parent's own are untouched). `try_lock`: a
+    /// lock another thread of the parent held at the fork stays held.
+    fn disown(&self) {
+        if let Ok(mut s) = self.session.try_lock() {
+            s.conn = None;
+            s.counts.clear();
+        }
+        if let Ok(slots) = self.slots.try_lock() {
+            for slot in slots.iter().filter_map(Weak::upgrade) {
+                if let Ok(mut c) = slot.try_lock() {
+                    *c = None;
+                }
+            }
         }
     }
 
@@ -287,10 +311,16 @@ impl Remote {
         req: &Request,
         wait: Option<Duration>,
     ) -> Result<Response, Error> {
+        let pid = std::process::id();
+        if self.pid != pid {
+            // A proxy inherited through fork: this process's own `Remote`
+            // (and its own connections, never the parent's).
+            return self.current().call(req, wait);
+        }
         // Before `connect`'s ping, a cached connection is checked: the
         // server may have stopped, or another taken its address.
         let check = matches!(req, Request::Ping);
-        self.with_conn(check, |c| match &mut c.link {
+        self.with_conn(pid, check, |c| match &mut c.link {
             Link::Socket(conn) => {
                 conn.send(req)?;
                 spin_for_reply(conn);
@@ -328,10 +358,10 @@ impl Remote {
 
     fn with_conn<R>(
         self: &Arc<Self>,
+        pid: u32,
         check: bool,
         f: impl FnOnce(&mut Conn) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let pid = std::process::id();
         let slot = self.slot();
         let mut cached = lock(&slot);
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -479,6 +509,7 @@ impl Remote {
     /// last.
     pub(crate) fn decref(&self, id: u64) {
         if self.pid != std::process::id() {
+            self.disown();
             return;
         }
         let mut s = lock(&self.session);
@@ -503,6 +534,11 @@ impl Remote {
 
 impl Drop for Remote {
     fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            // A forked child's copy: its fields close our copies of the
+            // descriptors; the locks are not ours to wait for.
+            return;
+        }
         self.close_slots();
         if let Ok(mut all) = REMOTES.lock() {
             if let Some((_, map)) = &mut *all {
