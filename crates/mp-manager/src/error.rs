@@ -51,6 +51,17 @@ pub enum Error {
     Io(std::io::Error),
     /// The server answered something this client does not understand.
     Protocol(String),
+    /// The server serves its limit of connections (see
+    /// [`ManagerBuilder::max_connections`](crate::ManagerBuilder::max_connections)
+    /// and [`Server::max_connections`](crate::Server::max_connections)) and
+    /// refused this one. Connections it already serves go on.
+    TooManyConnections {
+        /// The server's limit.
+        limit: u64,
+    },
+    /// The operation would take a counter past its largest value (a
+    /// semaphore's units, an rlock's recursion, a queue's unfinished tasks).
+    Overflow(String),
 }
 
 impl Error {
@@ -65,7 +76,9 @@ impl Error {
             Failure::BrokenBarrier => Error::BrokenBarrier,
             Failure::NotFound(m) => Error::NotFound(m),
             Failure::BadValue(m) => Error::Serialization(m),
-            Failure::ShuttingDown => Error::Connection(mp_ipc::Error::Eof),
+            Failure::ShuttingDown | Failure::PeerGone => Error::Connection(mp_ipc::Error::Eof),
+            Failure::TooManyConnections(limit) => Error::TooManyConnections { limit },
+            Failure::Overflow(m) => Error::Overflow(m),
         }
     }
 
@@ -94,6 +107,11 @@ impl fmt::Display for Error {
             Error::Process(e) => write!(f, "manager process: {e}"),
             Error::Io(e) => write!(f, "{e}"),
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
+            Error::TooManyConnections { limit } => write!(
+                f,
+                "the manager server refused the connection: it serves its limit of {limit} connections"
+            ),
+            Error::Overflow(m) => write!(f, "counter overflow: {m}"),
         }
     }
 }

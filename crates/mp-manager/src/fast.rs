@@ -172,6 +172,12 @@ impl Fast {
         })
     }
 
+    /// The connection the block was offered on: it carries only the end
+    /// of the connection.
+    pub(crate) fn socket(&self) -> &Connection {
+        &self.sock
+    }
+
     fn word(&self, at: usize) -> &AtomicU64 {
         self.block
             .atomic_u64_at(at)

@@ -1,8 +1,8 @@
 //! `Manager`: a server in a child process, and `ManagerClient`, the side
 //! that creates and finds shared objects.
 
-use std::hash::BuildHasher;
 use std::ops::Deref;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,14 +11,14 @@ use mp_process::{Process, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::client::{Endpoint, call_timeout};
+use crate::client::{Endpoint, Remote, call_timeout};
 use crate::error::Error;
 use crate::protocol::{Kind, Request, Response};
 use crate::proxy::{
     BarrierProxy, ConditionProxy, DictProxy, EventProxy, Handle, ListProxy, LockProxy,
     NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy, encode, kind_matches,
 };
-use crate::server::Server;
+use crate::server::{DEFAULT_MAX_CONNECTIONS, Options, Server};
 
 /// How long `shutdown` waits for the server process to end before killing it.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -27,7 +27,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// registered ones. [`Manager`] derefs to one; [`connect`] returns one.
 #[derive(Clone, Debug)]
 pub struct ManagerClient {
-    ep: Arc<Endpoint>,
+    remote: Arc<Remote>,
 }
 
 /// Connects to a running server (Python's `BaseManager(address,
@@ -35,35 +35,48 @@ pub struct ManagerClient {
 /// [`mp_ipc::Error::Authentication`].
 pub fn connect(address: impl Into<Address>, authkey: &[u8]) -> Result<ManagerClient, Error> {
     let client = ManagerClient {
-        ep: Arc::new(Endpoint::new(&address.into(), authkey)),
+        remote: Remote::of(&Endpoint::new(&address.into(), authkey)),
     };
-    match client.ep.call(&Request::Ping, Some(call_timeout()))? {
-        Response::Done => Ok(client),
-        r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
-    }
+    // A connection this thread kept from an earlier server at the address
+    // may be open still and answer that it stops: the second try is on a
+    // new connection, and says what the address holds now.
+    let ping = || match client.remote.call(&Request::Ping, Some(call_timeout())) {
+        Ok(Response::Done) => Ok(()),
+        Ok(Response::Failed(f)) => Err(Error::from_failure(f)),
+        Ok(r) => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
+        Err(e) => Err(e),
+    };
+    match ping() {
+        Err(Error::Connection(_)) => ping(),
+        other => other,
+    }?;
+    Ok(client)
 }
 
 impl ManagerClient {
     fn create(&self, kind: Kind) -> Result<Handle, Error> {
-        match self.ep.call(&Request::Create(kind), Some(call_timeout()))? {
-            Response::Id(id, _) => Ok(Handle::new(self.ep.clone(), id)),
+        let remote = self.remote.current();
+        match remote.take_ref(&Request::Create(kind))? {
+            Response::Created(id) => Ok(Handle::counted(remote, id)),
             Response::Failed(f) => Err(Error::from_failure(f)),
             r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
         }
     }
 
     fn lookup(&self, name: &str, expected: &str) -> Result<Handle, Error> {
-        match self
-            .ep
-            .call(&Request::Lookup(name.to_owned()), Some(call_timeout()))?
-        {
-            Response::Id(id, kind) if kind_matches(&kind, expected) => {
-                Ok(Handle::new(self.ep.clone(), id))
+        let remote = self.remote.current();
+        match remote.take_ref(&Request::Lookup(name.to_owned()))? {
+            Response::Found(id, kind) if kind_matches(&kind, expected) => {
+                Ok(Handle::counted(remote, id))
             }
-            Response::Id(_, kind) => Err(Error::WrongKind {
-                expected: expected.into(),
-                found: kind.name().into(),
-            }),
+            Response::Found(id, kind) => {
+                // Not the proxy asked for: the reference goes at once.
+                drop(Handle::counted(remote, id));
+                Err(Error::WrongKind {
+                    expected: expected.into(),
+                    found: kind,
+                })
+            }
             Response::Failed(f) => Err(Error::from_failure(f)),
             r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
         }
@@ -71,7 +84,25 @@ impl ManagerClient {
 
     /// The server's address.
     pub fn address(&self) -> Address {
-        self.ep.address()
+        self.remote.endpoint().address()
+    }
+
+    /// What the server holds now: its objects and the connections it
+    /// serves (this process's included). For monitoring and tests: an
+    /// object lives while a proxy of it does somewhere, or a name refers
+    /// to it.
+    pub fn server_stats(&self) -> Result<ServerStats, Error> {
+        match self.remote.call(&Request::Stats, Some(call_timeout()))? {
+            Response::Stats {
+                objects,
+                connections,
+            } => Ok(ServerStats {
+                objects,
+                connections,
+            }),
+            Response::Failed(f) => Err(Error::from_failure(f)),
+            r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
+        }
     }
 
     /// A new shared value (Python's `manager.Value(typecode, v)`).
@@ -225,16 +256,33 @@ impl ManagerClient {
     }
 
     /// Asks the server to stop serving; it answers, then stops accepting.
+    /// This process's connections to it are closed (in every thread).
     pub fn shutdown_server(&self) -> Result<(), Error> {
-        match self.ep.call(&Request::Shutdown, Some(call_timeout()))? {
+        let r = self.remote.call(&Request::Shutdown, Some(call_timeout()));
+        self.remote.close();
+        match r? {
             Response::Done => Ok(()),
             r => Err(Error::Protocol(format!("unexpected reply {r:?}"))),
         }
     }
 }
 
+/// What a server holds now: see [`ManagerClient::server_stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerStats {
+    /// Objects held: named ones, and those a proxy somewhere refers to.
+    pub objects: u64,
+    /// Connections served now.
+    pub connections: u64,
+}
+
 /// A manager: a server process holding shared objects, and the client that
 /// talks to it. Python's `multiprocessing.Manager()`.
+///
+/// The server listens on a Unix socket in a fresh directory that only this
+/// user can enter (mode 0700, removed at shutdown), refuses peers of other
+/// users (`SO_PEERCRED`), and wants a random key from the OS on top.
 ///
 /// Dropping it (or [`shutdown`](Manager::shutdown)) stops the server and
 /// reaps its process; proxies then fail with [`Error::Connection`].
@@ -242,6 +290,8 @@ impl ManagerClient {
 pub struct Manager {
     client: ManagerClient,
     process: Option<Process<()>>,
+    /// The socket's private directory.
+    dir: Option<PathBuf>,
 }
 
 /// Options for [`Manager::builder`].
@@ -249,6 +299,30 @@ pub struct Manager {
 pub struct ManagerBuilder {
     method: Option<StartMethod>,
     authkey: Option<Vec<u8>>,
+    max_connections: Option<usize>,
+}
+
+/// `n` bytes from the OS random source.
+fn random(n: usize) -> Result<Vec<u8>, Error> {
+    let mut b = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        got += rustix::rand::getrandom(&mut b[got..], rustix::rand::GetRandomFlags::empty())
+            .map_err(|e| Error::Io(e.into()))?;
+    }
+    Ok(b)
+}
+
+/// Makes a directory only this user can enter, for the server's socket.
+fn private_dir() -> Result<PathBuf, Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    let hex: String = random(8)?.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = std::env::temp_dir().join(format!("mp-manager-{}-{hex}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(Error::Io)?;
+    Ok(dir)
 }
 
 impl ManagerBuilder {
@@ -258,30 +332,54 @@ impl ManagerBuilder {
         self
     }
 
-    /// The key clients must present (default: random).
+    /// The key clients must present (default: 32 bytes from the OS random
+    /// source).
     pub fn authkey(mut self, key: &[u8]) -> Self {
         self.authkey = Some(key.to_vec());
         self
     }
 
+    /// The connections the server serves at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]): one per thread of each process using
+    /// the manager, plus one per process for its references. It bounds
+    /// the server's threads as well; see [`Server::max_connections`].
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n.max(1));
+        self
+    }
+
     /// Starts the server process and waits until it listens.
     pub fn start(self) -> Result<Manager, Error> {
-        let seed = std::collections::hash_map::RandomState::new();
-        let authkey = self.authkey.unwrap_or_else(|| {
-            (0..4u64)
-                .flat_map(|i| seed.hash_one((i, std::process::id())).to_le_bytes())
-                .collect()
-        });
-        // An abstract socket: nothing on the filesystem to leak.
-        let name = format!(
-            "mp-manager-{}-{:016x}",
-            std::process::id(),
-            seed.hash_one(0u8)
-        );
-        let address = Address::Abstract(name.into_bytes());
+        let authkey = match &self.authkey {
+            Some(k) => k.clone(),
+            None => random(32)?,
+        };
+        let dir = private_dir()?;
+        let started = self.start_in(&dir, authkey);
+        if started.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let (client, process) = started?;
+        Ok(Manager {
+            client,
+            process: Some(process),
+            dir: Some(dir),
+        })
+    }
+
+    fn start_in(
+        &self,
+        dir: &std::path::Path,
+        authkey: Vec<u8>,
+    ) -> Result<(ManagerClient, Process<()>), Error> {
+        let address = Address::Unix(dir.join("socket"));
         let (mut ready_rx, ready_tx) = mp_ipc::pipe(false)?;
         let ep = Endpoint::new(&address, &authkey);
-        let mut p = Process::new(run_server, (ep.clone(), ready_tx))
+        let options = Options {
+            max_connections: self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            same_user: true,
+        };
+        let mut p = Process::new(run_server, (ep.clone(), ready_tx, options))
             .name("SyncManager")
             .daemon(true);
         if let Some(m) = self.method {
@@ -291,6 +389,7 @@ impl ManagerBuilder {
         match ready_rx.recv_timeout::<Result<(), String>>(Duration::from_secs(60)) {
             Ok(Ok(())) => {}
             Ok(Err(why)) => {
+                let _ = p.join_timeout(STOP_GRACE);
                 return Err(Error::Protocol(format!(
                     "the manager server failed to start: {why}"
                 )));
@@ -301,18 +400,20 @@ impl ManagerBuilder {
                 return Err(e.into());
             }
         }
-        Ok(Manager {
-            client: ManagerClient { ep: Arc::new(ep) },
-            process: Some(p),
-        })
+        Ok((
+            ManagerClient {
+                remote: Remote::of(&ep),
+            },
+            p,
+        ))
     }
 }
 
 /// The server process's main: binds, reports, serves.
-fn run_server(args: (Endpoint, Connection)) {
-    let (ep, mut ready) = args;
+fn run_server(args: (Endpoint, Connection, Options)) {
+    let (ep, mut ready, options) = args;
     let server = match Server::bind(ep.address(), &ep.authkey_bytes()) {
-        Ok(s) => s,
+        Ok(s) => s.with_options(options),
         Err(e) => {
             let _ = ready.send(&Err::<(), String>(e.to_string()));
             return;
@@ -331,7 +432,7 @@ impl Manager {
         ManagerBuilder::default().start()
     }
 
-    /// Options: start method, key.
+    /// Options: start method, key, connection cap.
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder::default()
     }
@@ -350,8 +451,9 @@ impl Manager {
         let Some(mut p) = self.process.take() else {
             return Ok(());
         };
+        // No connection of this process outlives the server.
         let asked = self.client.shutdown_server();
-        match p.join_timeout(STOP_GRACE) {
+        let out = match p.join_timeout(STOP_GRACE) {
             Ok(()) => asked,
             Err(e) if e.is_timeout() => {
                 let _ = p.kill();
@@ -360,7 +462,11 @@ impl Manager {
             }
             // Already gone (killed, say): nothing left to stop.
             Err(_) => Ok(()),
+        };
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
         }
+        out
     }
 }
 
@@ -380,14 +486,14 @@ impl Drop for Manager {
 
 impl Serialize for ManagerClient {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.ep.serialize(s)
+        self.remote.endpoint().serialize(s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for ManagerClient {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(ManagerClient {
-            ep: Arc::<Endpoint>::deserialize(d)?,
+            remote: Remote::of(&Endpoint::deserialize(d)?),
         })
     }
 }

@@ -5,21 +5,34 @@
 //! stores without knowing their types (it compares dict keys by their
 //! bytes), plus a few numeric kinds it can add to. No request can make the
 //! server run code of the client's choosing.
+//!
+//! Right after the handshake, before any request, the server sends one
+//! greeting: [`Response::Done`] when it serves the connection,
+//! [`Failure::TooManyConnections`] when it refuses it. `Incref` and
+//! `Decref` have no reply; every other request has exactly one.
 
 use serde::{Deserialize, Serialize};
 
 /// A request from a proxy.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
-    /// Makes a new object; the reply is its id.
+    /// Makes a new object; the reply is its id. The connection holds a
+    /// reference to it.
     Create(Kind),
-    /// Finds an object registered under a name; the reply is its id and kind.
+    /// Finds an object registered under a name; the reply is its id and
+    /// kind's name. The connection holds a reference to it.
     Lookup(String),
     /// An operation on an object.
     Op(u64, Op),
-    /// Drops the client's interest in an object (objects live as long as
-    /// the server in this version; kept for protocol stability).
+    /// Asks nothing: the reply says the server is there.
     Ping,
+    /// The connection takes a reference to an object (no reply). An object
+    /// lives while a connection holds a reference or a name refers to it.
+    Incref(u64),
+    /// The connection drops its reference to an object (no reply).
+    Decref(u64),
+    /// What the server holds now: the reply is [`Response::Stats`].
+    Stats,
     /// Asks the server to stop.
     Shutdown,
     /// Asks for the fast path (`fast.rs`): the reply names a shared-memory
@@ -207,7 +220,15 @@ pub(crate) enum Num {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Response {
     Done,
-    Id(u64, Kind),
+    /// The id of a new object.
+    Created(u64),
+    /// The id of a named object, and its kind's name.
+    Found(u64, String),
+    /// Objects held and connections served now.
+    Stats {
+        objects: u64,
+        connections: u64,
+    },
     Bytes(Vec<u8>),
     MaybeBytes(Option<Vec<u8>>),
     Bool(bool),
@@ -255,4 +276,12 @@ pub(crate) enum Failure {
     BadValue(String),
     /// The server is shutting down.
     ShuttingDown,
+    /// The server serves its limit of connections (or could not start a
+    /// thread for one more): this one is refused.
+    TooManyConnections(u64),
+    /// The operation would take a counter past its largest value.
+    Overflow(String),
+    /// Never sent: the client went away while its operation waited, and
+    /// the operation took nothing.
+    PeerGone,
 }

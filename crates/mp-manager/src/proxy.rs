@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Endpoint, call_timeout};
+use crate::client::{Endpoint, Remote, call_timeout};
 use crate::error::Error;
-use crate::protocol::{Kind, Micros, Num, NumKind, Op, Request, Response};
+use crate::protocol::{Micros, Num, NumKind, Op, Request, Response};
 
 /// Encodes a value the way the server stores it; a failure names the type.
 pub(crate) fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
@@ -37,22 +37,86 @@ fn reply_wait(t: Option<Duration>) -> Option<Duration> {
     t.map(|t| t + Duration::from_secs(10))
 }
 
-/// An endpoint and an object id: what every proxy is.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A server and an object id: what every proxy is. Counted in its
+/// process's [`Remote`], which holds the process's reference to the object
+/// on the server while any proxy of it lives.
 pub(crate) struct Handle {
-    ep: Arc<Endpoint>,
+    remote: Arc<Remote>,
     id: u64,
 }
 
+/// How a handle travels: the endpoint (address and key) and the id.
+#[derive(Serialize)]
+struct HandleRef<'a> {
+    ep: &'a Endpoint,
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct HandleRepr {
+    ep: Endpoint,
+    id: u64,
+}
+
+impl Serialize for Handle {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HandleRef {
+            ep: self.remote.endpoint(),
+            id: self.id,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Handle {
+    /// A proxy arriving in a process: that process's session takes a
+    /// reference to the object if it has none yet.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let HandleRepr { ep, id } = HandleRepr::deserialize(d)?;
+        let remote = Remote::of(&ep);
+        remote.incref(id);
+        Ok(Handle { remote, id })
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Self {
+        // In a forked child, the clone is counted in the child's own
+        // session.
+        let remote = self.remote.current();
+        remote.incref(self.id);
+        Handle {
+            remote,
+            id: self.id,
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.remote.decref(self.id);
+    }
+}
+
+impl PartialEq for Handle {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.remote.endpoint() == other.remote.endpoint()
+    }
+}
+
+impl Eq for Handle {}
+
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} at {}", self.id, self.ep.address())
+        write!(f, "#{} at {}", self.id, self.remote.endpoint().address())
     }
 }
 
 impl Handle {
-    pub(crate) fn new(ep: Arc<Endpoint>, id: u64) -> Handle {
-        Handle { ep, id }
+    /// The handle of an object whose reference `remote` just took and
+    /// counted ([`Remote::take_ref`]).
+    pub(crate) fn counted(remote: Arc<Remote>, id: u64) -> Handle {
+        Handle { remote, id }
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -62,7 +126,7 @@ impl Handle {
     /// Runs `op`, which waits at most `wait` on the server (`Some(ZERO)`
     /// for operations that never wait).
     fn op(&self, op: Op, wait: Option<Duration>) -> Result<Response, Error> {
-        let resp = self.ep.call(&Request::Op(self.id, op), wait)?;
+        let resp = self.remote.call(&Request::Op(self.id, op), wait)?;
         match resp {
             Response::Failed(f) => Err(Error::from_failure(f)),
             r => Ok(r),
@@ -943,9 +1007,9 @@ pub(crate) fn lock_id(lock: &LockProxy) -> u64 {
 }
 
 /// The kind a proxy type stands for, to check what a name refers to.
-pub(crate) fn kind_matches(found: &Kind, expected: &str) -> bool {
-    found.name() == expected
-        || (expected == "semaphore" && found.name() == "bounded semaphore")
-        || (expected == "lock" && found.name() == "rlock")
-        || (expected == "queue" && found.name() == "joinable queue")
+pub(crate) fn kind_matches(found: &str, expected: &str) -> bool {
+    found == expected
+        || (expected == "semaphore" && found == "bounded semaphore")
+        || (expected == "lock" && found == "rlock")
+        || (expected == "queue" && found == "joinable queue")
 }

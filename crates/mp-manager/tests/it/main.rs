@@ -2,9 +2,11 @@
 //! in other processes.
 
 mod codec;
+mod hostile;
 mod objects;
 mod processes;
 mod robustness;
+mod stalls;
 
 use mp_process::StartMethod;
 
