@@ -66,6 +66,7 @@
 // Lifting `forbid(unsafe_code)` needs a measured reason: workers are started
 // through mp-process, which owns every unsafe call.
 
+mod block;
 mod chunk;
 mod enc;
 mod engine;
