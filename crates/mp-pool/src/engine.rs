@@ -24,6 +24,7 @@ use std::io::Write;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -224,13 +225,16 @@ struct OutboxState {
     buf: Vec<u8>,
     /// The writer thread owns the socket (it writes `buf`).
     busy: bool,
+    /// The writer thread is writing a batch it took from `buf`: nobody
+    /// else may write before it is done.
+    writing: bool,
     closed: bool,
     waiting: bool,
 }
 
 impl Outbox {
     /// Queues what `f` appends; `direct`: write it from this thread even if
-    /// it is short (the worker is idle: a lone task).
+    /// it is short (see `Shared::waited`).
     fn push(&self, direct: bool, f: impl FnOnce(&mut Vec<u8>)) {
         let mut st = lock(&self.state);
         if st.closed {
@@ -271,6 +275,31 @@ impl Outbox {
         }
     }
 
+    /// Writes what is queued from this thread, as far as the socket takes
+    /// it, unless the writer thread is writing: a caller about to wait for
+    /// a result does not wait for the writer to wake up first.
+    fn flush_here(&self) {
+        let mut st = lock(&self.state);
+        if st.closed || st.writing || st.buf.is_empty() {
+            return;
+        }
+        match write_some(&self.sock, &st.buf) {
+            Ok(n) => {
+                if n > 0 {
+                    self.block.note_sent();
+                }
+                st.buf.drain(..n);
+            }
+            // The worker is gone; the reader sees it too.
+            Err(_) => {
+                st.closed = true;
+                st.buf.clear();
+                drop(st);
+                self.cv.notify_one();
+            }
+        }
+    }
+
     fn close(&self) {
         lock(&self.state).closed = true;
         self.cv.notify_one();
@@ -295,6 +324,9 @@ pub(crate) struct Shared {
     config: Config,
     sup_tx: Mutex<mpsc::Sender<SupMsg>>,
     callbacks: Weak<Callbacks>,
+    /// A caller polled for a result (`assist`) since the last task written
+    /// from a submitting thread (see `pump`).
+    waited: AtomicBool,
 }
 
 /// The engine: the pool's handle on its threads.
@@ -305,6 +337,9 @@ pub(crate) struct Engine {
 }
 
 type Done = Vec<(Arc<dyn Sink>, usize, Blob)>;
+
+/// A worker's port, with its slot and generation.
+type PortOf = (usize, u64, Arc<Port>);
 
 /// Hands each outcome to its sink; consecutive outcomes for one sink (the
 /// chunks of one `imap`) go in one call.
@@ -346,6 +381,7 @@ impl Engine {
             config,
             sup_tx: Mutex::new(sup_tx),
             callbacks: callbacks.handle(),
+            waited: AtomicBool::new(false),
         });
         let (ready_tx, ready_rx) = mpsc::channel();
         let sup_shared = shared.clone();
@@ -568,9 +604,14 @@ impl Shared {
         // `imap(f, 0..100_000, chunksize=64)`, most of the submitting
         // thread's time).
         let mut frames: Vec<Vec<u8>> = Vec::new();
-        // The workers that were idle: their frames are written from here
-        // (a lone task should not wait for the writer thread to wake).
+        // Idle workers get their frames from this thread if a caller has
+        // waited for a result since the last such write (a call at a time:
+        // the writer thread's wake-up would be most of its round trip). In
+        // a burst of `apply_async` nobody waits, and the writer gathers the
+        // tasks into few writes (a write per task from the submitting
+        // thread halved the burst's rate).
         let idle: Vec<bool> = workers.iter().map(|w| w.outstanding.is_empty()).collect();
+        let waited = self.waited.load(Ordering::Relaxed);
         // Starting on demand, and not every worker is up: only an idle
         // worker takes a task, the others' run-ahead would leave the new
         // ones without work.
@@ -650,8 +691,12 @@ impl Shared {
             if bytes.is_empty() {
                 continue;
             }
+            let direct = waited && idle;
+            if direct {
+                self.waited.store(false, Ordering::Relaxed);
+            }
             let outbox = w.outbox.as_ref().expect("accepting workers have an outbox");
-            outbox.push(idle, |buf| {
+            outbox.push(direct, |buf| {
                 if buf.is_empty() {
                     std::mem::swap(buf, &mut bytes);
                 } else {
@@ -696,20 +741,33 @@ impl Shared {
     /// while, so that a lone task's result needs no thread to wake up (the
     /// reader's, then the caller's); true if `ready` held.
     fn poll_rings(&self, ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
-        let ports: Vec<(usize, u64, Arc<Port>)> = {
+        let (ports, outboxes): (Vec<PortOf>, Vec<Arc<Outbox>>) = {
             let st = lock(&self.state);
-            st.workers
-                .iter()
-                .enumerate()
-                .filter(|(_, w)| !w.outstanding.is_empty())
-                .filter_map(|(i, w)| w.port.clone().map(|p| (i, w.generation, p)))
-                .collect()
+            let busy = || {
+                st.workers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| !w.outstanding.is_empty())
+            };
+            (
+                busy()
+                    .filter_map(|(i, w)| w.port.clone().map(|p| (i, w.generation, p)))
+                    .collect(),
+                busy().filter_map(|(_, w)| w.outbox.clone()).collect(),
+            )
         };
         if ports.is_empty() {
             return ready();
         }
+        self.waited.store(true, Ordering::Relaxed);
         for (_, _, p) in &ports {
             p.block().poll_start();
+        }
+        // Small batches wait for the writer thread, which gathers a
+        // burst's tasks into few writes; a caller that waits now writes
+        // them itself (a lone task then needs no wake-up of the writer).
+        for o in &outboxes {
+            o.flush_here();
         }
         let start = Instant::now();
         let mut until = start + ASSIST;
@@ -1225,6 +1283,7 @@ fn writer(outbox: &Outbox, mut sock: UnixStream) {
     let mut spare = Vec::new();
     loop {
         let mut st = lock(&outbox.state);
+        st.writing = false;
         loop {
             if st.busy {
                 if !st.buf.is_empty() {
@@ -1240,6 +1299,7 @@ fn writer(outbox: &Outbox, mut sock: UnixStream) {
             st.waiting = false;
         }
         std::mem::swap(&mut st.buf, &mut spare);
+        st.writing = true;
         drop(st);
         let written = write_all(&mut sock, &spare);
         outbox.block.note_sent();
