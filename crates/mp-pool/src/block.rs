@@ -18,10 +18,14 @@
 //! - `192` the reader's `sleeping` flag, `256` its bell (u32);
 //! - `320` the worker's `sleeping` flag (waiting for room), `384` its bell;
 //! - `448` sent: writes the parent made on the task socket, which an idle
-//!   worker polls before it sleeps in `read`;
+//!   worker polls before it sleeps on its bell;
 //! - `512` pollers: callers polling the ring in `get` (the worker rings
 //!   the reader's bell only when nobody polls);
 //! - `576` the CPU the worker last started a task on, plus one;
+//! - `640` the worker's `sleeping` flag while it waits for a task, `704`
+//!   its bell (the parent rings it when it writes to the task socket);
+//! - `768` polled: a caller was polling when the worker published its last
+//!   result (worker stores);
 //! - [`DATA`]: the ring, [`CAP`] bytes.
 //!
 //! A record is `[len u32][tag u32][busy ns u64]` then `len` bytes padded to
@@ -63,6 +67,11 @@ const WORKER_BELL: usize = 384;
 const SENT: usize = 448;
 const POLLERS: usize = 512;
 const WORKER_CPU: usize = 576;
+const TASK_SLEEPING: usize = 640;
+const TASK_BELL: usize = 704;
+const POLLED: usize = 768;
+/// The last word.
+const LAST: usize = POLLED;
 
 const REC: usize = 16;
 /// Record tags.
@@ -76,6 +85,11 @@ const INIT_FAILED: u32 = 5;
 /// How long a sleeper sleeps before it looks again (the reader: whether the
 /// worker is gone; the worker: for room).
 const SLICE: Duration = Duration::from_millis(20);
+/// How long an idle worker sleeps before it looks at its socket again
+/// (only a lost wake-up, which the protocol rules out, would need it).
+const TASK_SLICE: Duration = Duration::from_millis(100);
+/// An idle worker polls for its next task this long while a caller waits.
+const TASK_SPIN: Duration = Duration::from_micros(50);
 
 /// The block, with checked access to its words.
 #[derive(Clone)]
@@ -103,7 +117,7 @@ impl Block {
             )));
         }
         // Checked once here, so that `word` and `bell` cannot fail later.
-        for at in (0..=WORKER_CPU).step_by(64) {
+        for at in (0..=LAST).step_by(64) {
             shm.atomic_u64_at(at).map_err(|e| bad(e.to_string()))?;
         }
         Ok(Block(shm))
@@ -143,9 +157,62 @@ impl Block {
         self.word(WORKER_CPU).load(Ordering::Relaxed)
     }
 
-    /// The parent: it wrote to the task socket.
+    /// The parent: it wrote to the task socket (after each write, so
+    /// that a worker that found the socket empty and raised its flag is
+    /// rung: see [`Block::wait_task`]).
     pub(crate) fn note_sent(&self) {
-        self.word(SENT).fetch_add(1, Ordering::Release);
+        self.word(SENT).fetch_add(1, Ordering::SeqCst);
+        if self.word(TASK_SLEEPING).load(Ordering::SeqCst) != 0 {
+            let bell = self.bell(TASK_BELL);
+            bell.fetch_add(1, Ordering::SeqCst);
+            mp_shm::futex_wake(bell, 1);
+        }
+    }
+
+    /// The worker, whose (non-blocking) task socket was empty, while a
+    /// caller waits for a result (it is likely to send the next task at
+    /// once): polls the parent's count of writes for [`TASK_SPIN`], then
+    /// sleeps on the bell until `try_read` gives something (bytes, end of
+    /// stream or an error). None at once when no caller waits: the worker
+    /// then sleeps in a blocking `read`, as in a burst of `apply_async`
+    /// (the bell's wake-ups cost the burst in some runs). A bell and not
+    /// `read` for a call at a time: the kernel wakes a Unix socket's reader
+    /// on the writer's CPU, which kept the worker on its caller's CPU, each
+    /// waiting for the other (`pool_apply_latency` ran at about 20 us per
+    /// call in such runs against 3 us; `mp-manager`'s fast path found the
+    /// same). No wake-up is lost: the flag is raised before `try_read`
+    /// looks, and the parent writes, then counts, then looks at the flag.
+    pub(crate) fn wait_task<T>(&self, mut try_read: impl FnMut() -> Option<T>) -> Option<T> {
+        let waits = self.word(POLLED).load(Ordering::Relaxed) != 0 || self.pollers() > 0;
+        if !waits {
+            return None;
+        }
+        {
+            let seen = self.sent();
+            let until = Instant::now() + TASK_SPIN;
+            let mut round = 0u32;
+            while self.sent() == seen {
+                round = round.wrapping_add(1);
+                if round.is_multiple_of(64) && Instant::now() >= until {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            if let Some(t) = try_read() {
+                return Some(t);
+            }
+        }
+        let flag = self.word(TASK_SLEEPING);
+        let bell = self.bell(TASK_BELL);
+        loop {
+            flag.store(1, Ordering::SeqCst);
+            let rung = bell.load(Ordering::SeqCst);
+            if let Some(t) = try_read() {
+                flag.store(0, Ordering::Relaxed);
+                return Some(t);
+            }
+            mp_shm::futex_wait(bell, rung, Some(TASK_SLICE));
+        }
     }
 
     /// The writes the parent has made to the task socket.
@@ -276,7 +343,8 @@ impl Writer {
         if room(self, self.head) {
             return;
         }
-        let head = self.block.word(HEAD);
+        let block = self.block.clone();
+        let head = block.word(HEAD);
         let spin_until = Instant::now() + Duration::from_micros(50);
         loop {
             self.head = head.load(Ordering::Acquire);
@@ -290,8 +358,8 @@ impl Writer {
         }
         // The parent reads as it gets the bell; it never waits for us, so
         // this ends, or the pool kills us.
-        let flag = self.block.word(WORKER_SLEEPING);
-        let bell = self.block.bell(WORKER_BELL);
+        let flag = block.word(WORKER_SLEEPING);
+        let bell = block.bell(WORKER_BELL);
         loop {
             flag.store(1, Ordering::SeqCst);
             let rung = bell.load(Ordering::SeqCst);
@@ -311,9 +379,13 @@ impl Writer {
     /// its flag (or lowered its poll count) first sees the new tail when
     /// it looks after that; otherwise we see its flag here.
     fn wake_reader(&self) {
-        if self.block.word(POLLERS).load(Ordering::SeqCst) == 0
-            && self.block.word(READER_SLEEPING).load(Ordering::SeqCst) != 0
-        {
+        let polled = self.block.word(POLLERS).load(Ordering::SeqCst) != 0;
+        // For `wait_task`: the caller that had just taken the result may
+        // have stopped polling by the time the worker looks for a task.
+        self.block
+            .word(POLLED)
+            .store(u64::from(polled), Ordering::Relaxed);
+        if !polled && self.block.word(READER_SLEEPING).load(Ordering::SeqCst) != 0 {
             let bell = self.block.bell(READER_BELL);
             bell.fetch_add(1, Ordering::SeqCst);
             mp_shm::futex_wake(bell, 1);

@@ -243,16 +243,12 @@ impl Outbox {
         f(&mut st.buf);
         if !st.busy {
             if direct || st.buf.len() >= DIRECT_WRITE {
-                match write_some(&self.sock, &st.buf) {
+                match write_some(&self.sock, &st.buf, &self.block) {
                     Ok(n) if n == st.buf.len() => {
-                        self.block.note_sent();
                         st.buf.clear();
                         return;
                     }
                     Ok(n) => {
-                        if n > 0 {
-                            self.block.note_sent();
-                        }
                         st.buf.drain(..n);
                     }
                     // The worker is gone; the reader sees it too.
@@ -283,11 +279,8 @@ impl Outbox {
         if st.closed || st.writing || st.buf.is_empty() {
             return;
         }
-        match write_some(&self.sock, &st.buf) {
+        match write_some(&self.sock, &st.buf, &self.block) {
             Ok(n) => {
-                if n > 0 {
-                    self.block.note_sent();
-                }
                 st.buf.drain(..n);
             }
             // The worker is gone; the reader sees it too.
@@ -1301,8 +1294,7 @@ fn writer(outbox: &Outbox, mut sock: UnixStream) {
         std::mem::swap(&mut st.buf, &mut spare);
         st.writing = true;
         drop(st);
-        let written = write_all(&mut sock, &spare);
-        outbox.block.note_sent();
+        let written = write_all(&mut sock, &spare, &outbox.block);
         if written.is_err() {
             let mut st = lock(&outbox.state);
             st.closed = true;
@@ -1314,13 +1306,17 @@ fn writer(outbox: &Outbox, mut sock: UnixStream) {
     }
 }
 
-/// Writes what a non-blocking socket takes now; how much.
-fn write_some(mut sock: &UnixStream, buf: &[u8]) -> std::io::Result<usize> {
+/// Writes what a non-blocking socket takes now; how much. Each write is
+/// counted in the worker's block, which wakes the worker if it sleeps.
+fn write_some(mut sock: &UnixStream, buf: &[u8], block: &Block) -> std::io::Result<usize> {
     let mut written = 0;
     while written < buf.len() {
         match sock.write(&buf[written..]) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                block.note_sent();
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
@@ -1330,12 +1326,23 @@ fn write_some(mut sock: &UnixStream, buf: &[u8]) -> std::io::Result<usize> {
 }
 
 /// Writes all of `buf` to a non-blocking socket, blocking for what it does
-/// not take at once.
-fn write_all(sock: &mut UnixStream, buf: &[u8]) -> std::io::Result<()> {
-    let n = write_some(sock, buf)?;
+/// not take at once; every write is counted, as in [`write_some`] (the
+/// worker must wake to make room for the rest).
+fn write_all(sock: &mut UnixStream, buf: &[u8], block: &Block) -> std::io::Result<()> {
+    let mut n = write_some(sock, buf, block)?;
     if n < buf.len() {
         sock.set_nonblocking(false)?;
-        sock.write_all(&buf[n..])?;
+        while n < buf.len() {
+            match sock.write(&buf[n..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(k) => {
+                    n += k;
+                    block.note_sent();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         sock.set_nonblocking(true)?;
     }
     Ok(())

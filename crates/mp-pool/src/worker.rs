@@ -7,12 +7,12 @@
 //! So when a worker dies, every result it finished is in memory the parent
 //! maps, and the parent knows which task (if any) was running. Results
 //! cost no system call unless the parent's reader sleeps; tasks are read
-//! from a socket, which an idle worker watches by polling the block's
-//! `sent` count for a while before it sleeps in `read`.
+//! from a non-blocking socket, and an idle worker waits for the parent's
+//! next write on a bell in the block (`Block::wait_task`), not in `read`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mp_process::{RawFunction, SharedFd};
 use mp_shm::SharedMemory;
@@ -21,9 +21,6 @@ use serde::{Deserialize, Serialize};
 use crate::block::{Block, Writer};
 use crate::error::Error;
 use crate::wire::{self, Cursor};
-
-/// An idle worker polls for its next task this long before it sleeps.
-const SPIN: Duration = Duration::from_micros(50);
 
 /// What a worker is started with.
 #[derive(Serialize, Deserialize)]
@@ -64,8 +61,45 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     serve(&sock, &fd_sock, &mut out, args.max_tasks);
 }
 
+/// The task socket, read without blocking: when it is empty, the worker
+/// waits on its block's bell.
+struct TaskSock<'a> {
+    sock: &'a UnixStream,
+    block: Block,
+}
+
+impl Read for TaskSock<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut sock = self.sock;
+        let mut attempt = || match sock.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+            r => Some(r),
+        };
+        if let Some(r) = attempt() {
+            return r;
+        }
+        if let Some(r) = self.block.wait_task(attempt) {
+            return r;
+        }
+        // Nobody waits for a result: sleep in `read` (see `wait_task`).
+        self.sock.set_nonblocking(false)?;
+        let r = sock.read(buf);
+        self.sock.set_nonblocking(true)?;
+        r
+    }
+}
+
 fn serve(sock: &UnixStream, fd_sock: &UnixStream, out: &mut Writer, max_tasks: Option<u64>) {
-    let mut reader = BufReader::with_capacity(256 * 1024, sock);
+    // Only this process reads this end (a forked sibling's copy is never
+    // used), so its file description may be non-blocking.
+    if sock.set_nonblocking(true).is_err() {
+        return;
+    }
+    let task_sock = TaskSock {
+        sock,
+        block: out.block().clone(),
+    };
+    let mut reader = BufReader::with_capacity(256 * 1024, task_sock);
     let mut w = Serving {
         fd_sock,
         funcs: Vec::new(),
@@ -74,32 +108,10 @@ fn serve(sock: &UnixStream, fd_sock: &UnixStream, out: &mut Writer, max_tasks: O
         out,
     };
     let mut body = Vec::new();
-    let mut seen = w.out.block().sent();
     loop {
         // A frame that is whole in the read buffer is served from there:
         // copying it out first cost a copy and a zeroing of every chunk.
         while reader.buffer().is_empty() {
-            // Poll for the parent's next write before sleeping in `read`:
-            // a lone task then costs no wake-up.
-            // Only while a caller waits for a result (in `get`): it is
-            // likely to send the next task at once. Polling during a burst
-            // of `apply_async` took a CPU from the submitting thread (1.2M
-            // to 0.3M tasks/s on 2 CPUs).
-            let spin = if w.out.block().pollers() > 0 {
-                SPIN
-            } else {
-                Duration::ZERO
-            };
-            let spin_until = Instant::now() + spin;
-            let mut round = 0u32;
-            while w.out.block().sent() == seen && !spin.is_zero() {
-                round = round.wrapping_add(1);
-                if round.is_multiple_of(64) && Instant::now() >= spin_until {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-            seen = w.out.block().sent();
             match reader.fill_buf() {
                 Ok(_) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
