@@ -87,6 +87,7 @@ WORKLOADS = {
     "array_sum": ("MiB/s", "higher", shm.array_sum),
     "manager_dict_ops": ("ops/s", "higher", manager.dict_ops),
     "shared_memory_block": ("GiB/s", "higher", shm.shared_memory_block),
+    "pool_apply_latency": pool.WORKLOADS["pool_apply_latency"],
 }
 
 USAGE = "usage: bench_cpython.py --list | --workload NAME [--quick]"

@@ -91,6 +91,25 @@ def apply_async(quick):
     return throughput(quick, 10_000, run)
 
 
+def apply_latency(quick):
+    pool = make_pool()
+
+    def run():
+        for i in range(3_000):
+            r = pool.apply(f, (i,))
+            if r != i + 1:
+                raise CheckFailed(f"apply(f, {i}) gave {r}")
+
+    run()  # warm-up
+    samples = []
+    for _ in range(repetitions(quick)):
+        start = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - start) * 1e6 / 3_000)
+    finish(pool)
+    return samples
+
+
 def imap(quick):
     return throughput(quick, 100_000, lambda p: list(p.imap(f, range(100_000), chunksize=64)))
 
@@ -196,6 +215,7 @@ WORKLOADS = {
     "pool_map_trivial": ("tasks/s", "higher", map_trivial),
     "pool_map_trivial:chunksize1": ("tasks/s", "higher", map_trivial_chunksize1),
     "pool_apply_async": ("tasks/s", "higher", apply_async),
+    "pool_apply_latency": ("us/call", "lower", apply_latency),
     "pool_imap": ("tasks/s", "higher", imap),
     "pool_imap_unordered": ("tasks/s", "higher", imap_unordered),
     "executor_submit": ("tasks/s", "higher", executor_submit),

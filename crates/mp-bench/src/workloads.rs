@@ -192,6 +192,12 @@ pub(crate) const ALL: &[Workload] = &[
         run: shm::shared_memory_block,
     },
     Workload {
+        name: "pool_apply_latency",
+        unit: "us/call",
+        better: Better::Lower,
+        run: pool::apply_latency,
+    },
+    Workload {
         name: "lock_uncontended",
         unit: "ns/op",
         better: Better::Lower,

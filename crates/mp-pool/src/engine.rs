@@ -20,10 +20,11 @@
 
 use std::any::TypeId;
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufReader, Read, Write};
+use std::io::Write;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -31,9 +32,10 @@ use std::time::{Duration, Instant};
 
 use mp_process::{Process, RawFunction, SharedFd, StartMethod};
 
+use crate::block::{Block, Port, PortInner};
 use crate::error::{Error, ErrorKind, WireError};
-use crate::result::{Blob, CallbackThread, Callbacks, Sink, lock};
-use crate::wire::{self, Cursor};
+use crate::result::{Assist, Blob, CallbackThread, Callbacks, Sink, lock};
+use crate::wire;
 use crate::worker::{WorkerArgs, worker_main};
 
 /// A worker may have this many bytes of unstarted arguments queued.
@@ -46,6 +48,9 @@ const MAX_RUN_AHEAD: usize = 512;
 /// socket may stay open in another process forked meanwhile, hiding its
 /// death from the reader).
 const SWEEP: Duration = Duration::from_millis(200);
+/// A caller waiting for a result polls the workers' rings this long
+/// before it sleeps (see `Shared::assist`).
+const ASSIST: Duration = Duration::from_micros(100);
 
 /// How the pool is set up.
 #[derive(Clone)]
@@ -153,8 +158,12 @@ struct State {
 struct Slot {
     generation: u64,
     outbox: Option<Arc<Outbox>>,
+    /// The worker's result ring.
+    port: Option<Arc<Port>>,
     /// Tasks sent to the worker, oldest first; the first is the one it runs.
     outstanding: VecDeque<Task>,
+    /// Results the worker has given (its tasks that left `outstanding`).
+    completed: u64,
     out_bytes: usize,
     known: Vec<bool>,
     avg_ns: Option<f64>,
@@ -206,6 +215,8 @@ struct Outbox {
     sock: UnixStream,
     /// The parent's end of the descriptor socket (non-blocking).
     fd_sock: UnixStream,
+    /// The worker's block, whose `sent` count each write bumps.
+    block: Block,
 }
 
 #[derive(Default)]
@@ -214,21 +225,25 @@ struct OutboxState {
     buf: Vec<u8>,
     /// The writer thread owns the socket (it writes `buf`).
     busy: bool,
+    /// The writer thread is writing a batch it took from `buf`: nobody
+    /// else may write before it is done.
+    writing: bool,
     closed: bool,
     waiting: bool,
 }
 
 impl Outbox {
-    /// Queues what `f` appends.
-    fn push(&self, f: impl FnOnce(&mut Vec<u8>)) {
+    /// Queues what `f` appends; `direct`: write it from this thread even if
+    /// it is short (see `Shared::waited`).
+    fn push(&self, direct: bool, f: impl FnOnce(&mut Vec<u8>)) {
         let mut st = lock(&self.state);
         if st.closed {
             return;
         }
         f(&mut st.buf);
         if !st.busy {
-            if st.buf.len() >= DIRECT_WRITE {
-                match write_some(&self.sock, &st.buf) {
+            if direct || st.buf.len() >= DIRECT_WRITE {
+                match write_some(&self.sock, &st.buf, &self.block) {
                     Ok(n) if n == st.buf.len() => {
                         st.buf.clear();
                         return;
@@ -256,6 +271,28 @@ impl Outbox {
         }
     }
 
+    /// Writes what is queued from this thread, as far as the socket takes
+    /// it, unless the writer thread is writing: a caller about to wait for
+    /// a result does not wait for the writer to wake up first.
+    fn flush_here(&self) {
+        let mut st = lock(&self.state);
+        if st.closed || st.writing || st.buf.is_empty() {
+            return;
+        }
+        match write_some(&self.sock, &st.buf, &self.block) {
+            Ok(n) => {
+                st.buf.drain(..n);
+            }
+            // The worker is gone; the reader sees it too.
+            Err(_) => {
+                st.closed = true;
+                st.buf.clear();
+                drop(st);
+                self.cv.notify_one();
+            }
+        }
+    }
+
     fn close(&self) {
         lock(&self.state).closed = true;
         self.cv.notify_one();
@@ -280,6 +317,9 @@ pub(crate) struct Shared {
     config: Config,
     sup_tx: Mutex<mpsc::Sender<SupMsg>>,
     callbacks: Weak<Callbacks>,
+    /// A caller polled for a result (`assist`) since the last task written
+    /// from a submitting thread (see `pump`).
+    waited: AtomicBool,
 }
 
 /// The engine: the pool's handle on its threads.
@@ -290,6 +330,9 @@ pub(crate) struct Engine {
 }
 
 type Done = Vec<(Arc<dyn Sink>, usize, Blob)>;
+
+/// A worker's port, with its slot and generation.
+type PortOf = (usize, u64, Arc<Port>);
 
 /// Hands each outcome to its sink; consecutive outcomes for one sink (the
 /// chunks of one `imap`) go in one call.
@@ -331,6 +374,7 @@ impl Engine {
             config,
             sup_tx: Mutex::new(sup_tx),
             callbacks: callbacks.handle(),
+            waited: AtomicBool::new(false),
         });
         let (ready_tx, ready_rx) = mpsc::channel();
         let sup_shared = shared.clone();
@@ -359,6 +403,12 @@ impl Engine {
 
     pub(crate) fn callbacks(&self) -> Weak<Callbacks> {
         self.shared.callbacks.clone()
+    }
+
+    /// The engine's help for callers waiting in `get`.
+    pub(crate) fn assist(&self) -> Weak<dyn Assist> {
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        weak
     }
 
     pub(crate) fn submit(&self, func: FuncKey<'_>, jobs: Vec<Job>) -> Result<(), Error> {
@@ -547,6 +597,14 @@ impl Shared {
         // `imap(f, 0..100_000, chunksize=64)`, most of the submitting
         // thread's time).
         let mut frames: Vec<Vec<u8>> = Vec::new();
+        // Idle workers get their frames from this thread if a caller has
+        // waited for a result since the last such write (a call at a time:
+        // the writer thread's wake-up would be most of its round trip). In
+        // a burst of `apply_async` nobody waits, and the writer gathers the
+        // tasks into few writes (a write per task from the submitting
+        // thread halved the burst's rate).
+        let idle: Vec<bool> = workers.iter().map(|w| w.outstanding.is_empty()).collect();
+        let waited = self.waited.load(Ordering::Relaxed);
         // Starting on demand, and not every worker is up: only an idle
         // worker takes a task, the others' run-ahead would leave the new
         // ones without work.
@@ -622,12 +680,16 @@ impl Shared {
                 }
             }
         }
-        for (w, mut bytes) in workers.iter().zip(frames) {
+        for ((w, mut bytes), idle) in workers.iter().zip(frames).zip(idle) {
             if bytes.is_empty() {
                 continue;
             }
+            let direct = waited && idle;
+            if direct {
+                self.waited.store(false, Ordering::Relaxed);
+            }
             let outbox = w.outbox.as_ref().expect("accepting workers have an outbox");
-            outbox.push(|buf| {
+            outbox.push(direct, |buf| {
                 if buf.is_empty() {
                     std::mem::swap(buf, &mut bytes);
                 } else {
@@ -645,7 +707,7 @@ impl Shared {
                 if w.accepting {
                     w.accepting = false;
                     if let Some(o) = &w.outbox {
-                        o.push(|buf| wire::put_header(buf, wire::EXIT, 0));
+                        o.push(false, |buf| wire::put_header(buf, wire::EXIT, 0));
                         o.close();
                     }
                 }
@@ -654,6 +716,95 @@ impl Shared {
         }
         // Only `join` waits on `cv`, for `finished`, which the supervisor
         // sets and signals itself.
+    }
+
+    /// Reads what the worker published and hands it on, under the port's
+    /// lock (so batches reach `outstanding` in ring order).
+    fn read_port(&self, port: &Port, inner: &mut PortInner, slot: usize, generation: u64) {
+        let batch = port.take(inner);
+        if !batch.blobs.is_empty() {
+            self.on_results(slot, generation, batch.busy_ns, batch.blobs);
+        }
+        if let Some(body) = batch.init_failed {
+            self.on_init_failed(&body);
+        }
+    }
+
+    /// A caller waiting for `ready`: polls the workers' rings itself for a
+    /// while, so that a lone task's result needs no thread to wake up (the
+    /// reader's, then the caller's); true if `ready` held.
+    fn poll_rings(&self, ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+        let (ports, outboxes): (Vec<PortOf>, Vec<Arc<Outbox>>) = {
+            let st = lock(&self.state);
+            let busy = || {
+                st.workers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| !w.outstanding.is_empty())
+            };
+            (
+                busy()
+                    .filter_map(|(i, w)| w.port.clone().map(|p| (i, w.generation, p)))
+                    .collect(),
+                busy().filter_map(|(_, w)| w.outbox.clone()).collect(),
+            )
+        };
+        if ports.is_empty() {
+            return ready();
+        }
+        self.waited.store(true, Ordering::Relaxed);
+        for (_, _, p) in &ports {
+            p.block().poll_start();
+        }
+        // Small batches wait for the writer thread, which gathers a
+        // burst's tasks into few writes; a caller that waits now writes
+        // them itself (a lone task then needs no wake-up of the writer).
+        for o in &outboxes {
+            o.flush_here();
+        }
+        let start = Instant::now();
+        let mut until = start + ASSIST;
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        let here = mp_shm::current_cpu().map_or(0, |c| c as u64 + 1);
+        let mut round = 0u32;
+        let mut got = false;
+        loop {
+            if ready() {
+                got = true;
+                break;
+            }
+            for (slot, generation, p) in &ports {
+                if p.block().has_records() {
+                    if let Some(mut inner) = p.try_lock() {
+                        self.read_port(p, &mut inner, *slot, *generation);
+                    }
+                }
+            }
+            round = round.wrapping_add(1);
+            if round.is_multiple_of(16) && Instant::now() >= until {
+                break;
+            }
+            // A worker on this CPU cannot run while we poll: give it the
+            // CPU between looks.
+            if here != 0 && ports.iter().any(|(_, _, p)| p.block().worker_cpu() == here) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        for (slot, generation, p) in &ports {
+            p.block().poll_stop();
+            // A result published while we polled did not ring the reader:
+            // read it now (the worker stored its tail before it looked at
+            // our count, so it is visible).
+            if p.block().has_records() {
+                let mut inner = p.lock();
+                self.read_port(p, &mut inner, *slot, *generation);
+            }
+        }
+        got || ready()
     }
 
     fn on_results(&self, slot: usize, generation: u64, busy_ns: u64, blobs: Vec<Blob>) {
@@ -670,6 +821,7 @@ impl Shared {
                     break;
                 };
                 w.out_bytes -= t.args.len();
+                w.completed += 1;
                 done.push((t.sink, t.index, blob));
             }
             if count > 0 {
@@ -704,6 +856,12 @@ impl Shared {
     }
 }
 
+impl Assist for Shared {
+    fn assist(&self, ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+        self.poll_rings(ready, deadline)
+    }
+}
+
 /// A live worker, as the supervisor holds it.
 struct Worker {
     generation: u64,
@@ -715,6 +873,7 @@ struct Worker {
     reader: Option<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
     outbox: Arc<Outbox>,
+    port: Arc<Port>,
 }
 
 struct Supervisor {
@@ -854,9 +1013,11 @@ impl Supervisor {
                     .map_err(|e| io("dup", e))?,
             )),
         };
+        let block = Block::new()?;
         let args = WorkerArgs {
             tasks: SharedFd::new(tasks.into()),
             results: SharedFd::new(results.into()),
+            block: block.shm().clone(),
             fds: SharedFd::new(worker_fds.into()),
             init,
             max_tasks: cfg.max_tasks,
@@ -877,13 +1038,18 @@ impl Supervisor {
             cv: Condvar::new(),
             sock: tx.try_clone().map_err(|e| io("dup", e))?,
             fd_sock,
+            block: block.clone(),
         });
-        let read_half = rx.try_clone().map_err(|e| io("dup", e))?;
+        let port = Arc::new(
+            Port::new(block, rx.try_clone().map_err(|e| io("dup", e))?)
+                .map_err(|e| io("fcntl", e))?,
+        );
         let write_half = tx.try_clone().map_err(|e| io("dup", e))?;
         let shared = self.shared.clone();
+        let reader_port = port.clone();
         let reader = std::thread::Builder::new()
             .name("mp-pool-reader".into())
-            .spawn(move || reader(&shared, slot, generation, read_half))
+            .spawn(move || reader(&shared, slot, generation, &reader_port))
             .map_err(|e| io("thread", e))?;
         let ob = outbox.clone();
         let writer = std::thread::Builder::new()
@@ -898,12 +1064,14 @@ impl Supervisor {
             reader: Some(reader),
             writer: Some(writer),
             outbox: outbox.clone(),
+            port: port.clone(),
         });
         let mut st = lock(&self.shared.state);
         let w = &mut st.workers[slot];
         *w = Slot {
             generation,
             outbox: Some(outbox.clone()),
+            port: Some(port),
             accepting: true,
             ..Slot::default()
         };
@@ -932,17 +1100,32 @@ impl Supervisor {
         if let Some(t) = w.writer.take() {
             let _ = t.join();
         }
-        // Results the worker wrote before it died are read first.
+        // Results the worker published before it died are read first:
+        // the reader reads the ring to its end before it ends, and what
+        // came after (nothing, unless the reader was cut off) is read here.
+        w.port.block().ring_reader();
         if let Some(t) = w.reader.take() {
             join_reader(t, &w.rx);
         }
+        {
+            let mut inner = w.port.lock();
+            self.shared
+                .read_port(&w.port, &mut inner, slot, w.generation);
+        }
+        let started = w.port.block().started();
         let mut st = lock(&self.shared.state);
-        let outstanding: Vec<Task> = {
+        let (outstanding, running): (Vec<Task>, bool) = {
             let s = &mut st.workers[slot];
             s.accepting = false;
             s.outbox = None;
+            s.port = None;
             s.out_bytes = 0;
-            s.outstanding.drain(..).collect()
+            // Every result the worker gave is delivered, and it started
+            // each task only after the previous one's result: so it died
+            // running the first outstanding task if it had started one
+            // more than it answered, else idle (or between tasks).
+            let running = started > s.completed && !s.outstanding.is_empty();
+            (s.outstanding.drain(..).collect(), running)
         };
         let mut done: Done = Vec::new();
         let mut kill_others = false;
@@ -958,7 +1141,7 @@ impl Supervisor {
                     .into_iter()
                     .map(|t| (t.sink, t.index, Err(Error::terminated()))),
             );
-        } else if clean {
+        } else if clean && !running {
             // A worker that exited by itself (maxtasksperchild) never
             // started these: run them elsewhere, in order.
             for t in outstanding.into_iter().rev() {
@@ -979,8 +1162,11 @@ impl Supervisor {
             done.extend(st.take_all(&err));
             kill_others = true;
         } else {
+            // Only the task that was running fails; those it had not
+            // started run on the next worker, in order, and never twice.
             let mut it = outstanding.into_iter();
-            if let Some(t) = it.next() {
+            if running {
+                let t = it.next().expect("running implies outstanding");
                 let err = Error::new(ErrorKind::WorkerLost, "the worker running the task died")
                     .with_status(status);
                 done.push((t.sink, t.index, Err(err)));
@@ -1015,6 +1201,7 @@ impl Supervisor {
         for slot in 0..self.workers.len() {
             if let Some(mut w) = self.workers[slot].take() {
                 let _ = reap(&mut w.process);
+                w.port.block().ring_reader();
                 let _ = w.tx.shutdown(Shutdown::Write);
                 if let Some(t) = w.writer.take() {
                     let _ = t.join();
@@ -1060,62 +1247,28 @@ fn method_title(m: StartMethod) -> &'static str {
     }
 }
 
-fn reader(shared: &Arc<Shared>, slot: usize, generation: u64, sock: UnixStream) {
-    let mut r = BufReader::with_capacity(256 * 1024, sock);
-    let mut body = Vec::new();
+/// Reads the worker's ring while the worker lives: whatever it
+/// published, it hands on; then it sleeps on the ring's bell, and every
+/// [`SLICE`](crate::block) it looks whether the worker is gone (the end of
+/// its result socket). What the worker published before it ended is read
+/// before the reader ends.
+fn reader(shared: &Arc<Shared>, slot: usize, generation: u64, port: &Port) {
     loop {
-        match wire::read_header(&mut r) {
-            Ok(Some((wire::RESULTS, len))) => match read_results(&mut r, len) {
-                Ok((busy_ns, blobs)) => shared.on_results(slot, generation, busy_ns, blobs),
-                Err(_) => break,
-            },
-            Ok(Some((wire::INIT_FAILED, len))) => {
-                body.clear();
-                body.resize(len, 0);
-                if r.read_exact(&mut body).is_err() {
-                    break;
-                }
-                shared.on_init_failed(&body);
+        let ended = {
+            let mut inner = port.lock();
+            shared.read_port(port, &mut inner, slot, generation);
+            let ended = port.ended(&mut inner);
+            if ended {
+                shared.read_port(port, &mut inner, slot, generation);
             }
-            Ok(Some(_)) | Ok(None) | Err(_) => break,
+            ended
+        };
+        if ended {
+            break;
         }
+        port.sleep();
     }
     let _ = lock(&shared.sup_tx).send(SupMsg::Exited { slot, generation });
-}
-
-/// Reads the body (`len` bytes) of a result batch: the worker's busy time
-/// and the results. Each result is read straight into its own vector,
-/// which the sink keeps (reading the body whole first cost two more
-/// copies of every result).
-fn read_results(r: &mut impl Read, len: usize) -> std::io::Result<(u64, Vec<Blob>)> {
-    let malformed = || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed batch");
-    let mut fixed = [0u8; 12];
-    let mut left = len.checked_sub(fixed.len()).ok_or_else(malformed)?;
-    r.read_exact(&mut fixed)?;
-    let mut c = Cursor::new(&fixed);
-    let busy_ns = c.u64()?;
-    let count = c.u32()? as usize;
-    let mut blobs = Vec::with_capacity(count.min(left / 5));
-    for _ in 0..count {
-        let mut head = [0u8; 5];
-        left = left.checked_sub(head.len()).ok_or_else(malformed)?;
-        r.read_exact(&mut head)?;
-        let mut c = Cursor::new(&head);
-        let tag = c.u8()?;
-        let n = c.u32()? as usize;
-        left = left.checked_sub(n).ok_or_else(malformed)?;
-        let bytes = wire::read_vec(r, n)?;
-        blobs.push(if tag == 0 {
-            Ok(bytes)
-        } else {
-            Err(mp_process::decode::<WireError>(&bytes)
-                .map(WireError::into_error)
-                .unwrap_or_else(|e| Error::from_process(&e)))
-        });
-    }
-    // Bytes past the results (none today) are skipped.
-    std::io::copy(&mut r.take(left as u64), &mut std::io::sink())?;
-    Ok((busy_ns, blobs))
 }
 
 /// Writes what `Outbox::push` left to it, gathering what comes meanwhile.
@@ -1123,6 +1276,7 @@ fn writer(outbox: &Outbox, mut sock: UnixStream) {
     let mut spare = Vec::new();
     loop {
         let mut st = lock(&outbox.state);
+        st.writing = false;
         loop {
             if st.busy {
                 if !st.buf.is_empty() {
@@ -1138,8 +1292,10 @@ fn writer(outbox: &Outbox, mut sock: UnixStream) {
             st.waiting = false;
         }
         std::mem::swap(&mut st.buf, &mut spare);
+        st.writing = true;
         drop(st);
-        if write_all(&mut sock, &spare).is_err() {
+        let written = write_all(&mut sock, &spare, &outbox.block);
+        if written.is_err() {
             let mut st = lock(&outbox.state);
             st.closed = true;
             st.busy = false;
@@ -1150,13 +1306,17 @@ fn writer(outbox: &Outbox, mut sock: UnixStream) {
     }
 }
 
-/// Writes what a non-blocking socket takes now; how much.
-fn write_some(mut sock: &UnixStream, buf: &[u8]) -> std::io::Result<usize> {
+/// Writes what a non-blocking socket takes now; how much. Each write is
+/// counted in the worker's block, which wakes the worker if it sleeps.
+fn write_some(mut sock: &UnixStream, buf: &[u8], block: &Block) -> std::io::Result<usize> {
     let mut written = 0;
     while written < buf.len() {
         match sock.write(&buf[written..]) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                block.note_sent();
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) => return Err(e),
@@ -1166,12 +1326,23 @@ fn write_some(mut sock: &UnixStream, buf: &[u8]) -> std::io::Result<usize> {
 }
 
 /// Writes all of `buf` to a non-blocking socket, blocking for what it does
-/// not take at once.
-fn write_all(sock: &mut UnixStream, buf: &[u8]) -> std::io::Result<()> {
-    let n = write_some(sock, buf)?;
+/// not take at once; every write is counted, as in [`write_some`] (the
+/// worker must wake to make room for the rest).
+fn write_all(sock: &mut UnixStream, buf: &[u8], block: &Block) -> std::io::Result<()> {
+    let mut n = write_some(sock, buf, block)?;
     if n < buf.len() {
         sock.set_nonblocking(false)?;
-        sock.write_all(&buf[n..])?;
+        while n < buf.len() {
+            match sock.write(&buf[n..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(k) => {
+                    n += k;
+                    block.note_sent();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         sock.set_nonblocking(true)?;
     }
     Ok(())

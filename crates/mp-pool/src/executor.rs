@@ -67,7 +67,7 @@ where
         }],
     )?;
     Ok(Future {
-        result: AsyncResult::new(cell, decode_one::<R>),
+        result: AsyncResult::new(cell, decode_one::<R>).assisted(b.assist()),
         sink,
         canceller,
     })

@@ -14,8 +14,8 @@ use crate::chunk::{Packed, encode_items};
 use crate::engine::{FuncKey, Job};
 use crate::error::{Error, ErrorKind};
 use crate::result::{
-    AsyncResult, Callbacks, Cell, Collect, Gather, ImapIter, OnDone, Outcome, Stream, decode_many,
-    decode_one,
+    Assist, AsyncResult, Callbacks, Cell, Collect, Gather, ImapIter, OnDone, Outcome, Stream,
+    decode_many, decode_one,
 };
 
 /// Where a pool kind sends its tasks.
@@ -23,6 +23,10 @@ pub(crate) trait Backend {
     fn submit(&self, func: FuncKey<'_>, jobs: Vec<Job>) -> Result<(), Error>;
     fn callbacks(&self) -> Weak<Callbacks>;
     fn processes(&self) -> usize;
+    /// Who can help a caller waiting for a result (see [`Assist`]).
+    fn assist(&self) -> Option<Weak<dyn Assist>> {
+        None
+    }
 }
 
 fn type_id_of<C: 'static>(_: &C) -> TypeId {
@@ -109,7 +113,7 @@ where
             index: 0,
         }],
     )?;
-    Ok(AsyncResult::new(cell, decode_one::<R>))
+    Ok(AsyncResult::new(cell, decode_one::<R>).assisted(b.assist()))
 }
 
 pub(crate) fn apply_callbacks<R: DeserializeOwned + 'static>(

@@ -46,10 +46,17 @@
 //!
 //! - A task that panics fails its result with [`ErrorKind::Panicked`], the
 //!   message and the location; the worker goes on.
-//! - A worker that dies mid-task (killed, aborted, exited) fails that task
-//!   with [`ErrorKind::WorkerLost`] and the exit code or signal, within
-//!   moments; the tasks queued behind it run elsewhere and the worker is
-//!   replaced. Idle workers that die are replaced too.
+//! - A worker that dies mid-task (killed, aborted, exited) fails that task,
+//!   and only that one, with [`ErrorKind::WorkerLost`] and the exit code or
+//!   signal, within moments; every result it finished before reaches its
+//!   caller (results are in shared memory the pool maps as soon as a task
+//!   returns), the tasks sent to it but not started run on its
+//!   replacement, and no task runs twice. Idle workers that die are
+//!   replaced and fail nothing. A `map`/`imap`/`starmap` chunk is one
+//!   task: a worker that dies inside a chunk fails the whole chunk (each
+//!   of its items reports the error), and its finished items are not
+//!   re-run. A [`ProcessPoolExecutor`] breaks instead, as CPython's does;
+//!   futures that had finished keep their values.
 //! - An initializer that fails is reported once ([`ErrorKind::Initializer`]
 //!   on every task); no endless respawn.
 //! - A callback that panics breaks nothing.
@@ -66,6 +73,7 @@
 // Lifting `forbid(unsafe_code)` needs a measured reason: workers are started
 // through mp-process, which owns every unsafe call.
 
+mod block;
 mod chunk;
 mod enc;
 mod engine;

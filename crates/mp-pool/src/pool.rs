@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::{Config, Engine, FuncKey, Init, Job};
 use crate::error::{Error, ErrorKind};
 use crate::front::{Backend, pool_api};
-use crate::result::{AsyncResult, Callbacks, ImapIter};
+use crate::result::{Assist, AsyncResult, Callbacks, ImapIter};
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
 ///
@@ -140,6 +140,10 @@ impl Backend for Engine {
 
     fn processes(&self) -> usize {
         Engine::processes(self)
+    }
+
+    fn assist(&self) -> Option<Weak<dyn Assist>> {
+        Some(Engine::assist(self))
     }
 }
 

@@ -650,11 +650,40 @@ pub(crate) fn decode_many<R: DeserializeOwned>(blobs: &[Vec<u8>]) -> Result<Vec<
 pub struct AsyncResult<T> {
     cell: Arc<Cell>,
     decode: fn(&[Vec<u8>]) -> Result<T, Error>,
+    assist: Option<Weak<dyn Assist>>,
+}
+
+/// A pool that can fetch results on a waiting caller's thread (the
+/// process pool's engine polls its workers' rings): a lone call's result
+/// then needs no thread to wake up.
+pub(crate) trait Assist: Send + Sync {
+    /// Works towards `ready` for a short while (never past `deadline`);
+    /// whether it holds.
+    fn assist(&self, ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool;
 }
 
 impl<T> AsyncResult<T> {
     pub(crate) fn new(cell: Arc<Cell>, decode: fn(&[Vec<u8>]) -> Result<T, Error>) -> Self {
-        AsyncResult { cell, decode }
+        AsyncResult {
+            cell,
+            decode,
+            assist: None,
+        }
+    }
+
+    /// `get` and `wait` first let `assist` fetch the result.
+    pub(crate) fn assisted(mut self, assist: Option<Weak<dyn Assist>>) -> Self {
+        self.assist = assist;
+        self
+    }
+
+    fn assist(&self, deadline: Option<Instant>) {
+        if let Some(a) = self.assist.as_ref().and_then(Weak::upgrade) {
+            if !self.cell.is_set() {
+                let cell = &self.cell;
+                a.assist(&|| cell.is_set(), deadline);
+            }
+        }
     }
 
     pub(crate) fn cell(&self) -> &Arc<Cell> {
@@ -662,6 +691,7 @@ impl<T> AsyncResult<T> {
     }
 
     fn get_deadline(&self, deadline: Option<Instant>) -> Result<T, Error> {
+        self.assist(deadline);
         let decode = self.decode;
         match self.cell.with(deadline, |v| match v {
             Ok(blobs) => decode(blobs),
@@ -686,6 +716,7 @@ impl<T> AsyncResult<T> {
 
     /// Waits until the result is ready.
     pub fn wait(&self) {
+        self.assist(None);
         self.cell.with(None, |_| ());
     }
 
@@ -717,6 +748,7 @@ impl<T> Clone for AsyncResult<T> {
         AsyncResult {
             cell: self.cell.clone(),
             decode: self.decode,
+            assist: self.assist.clone(),
         }
     }
 }

@@ -1,20 +1,19 @@
-//! The pool's stream protocol: framed messages on two `SOCK_STREAM` socket
-//! pairs per worker, one per direction (so that the parent's task end can
-//! be non-blocking while its result end blocks). A frame is a 12-byte
-//! header (kind `u32`, body length `u64`, little-endian) and its body.
+//! The pool's task stream: framed messages on a `SOCK_STREAM` socket pair
+//! per worker, parent to worker (results come back through the worker's
+//! shared-memory block, see `block`). A frame is a 12-byte header (kind
+//! `u32`, body length `u64`, little-endian) and its body.
 //!
-//! Parent to worker: [`DEFINE`] (a function id and its encoded
-//! `RawFunction`, sent once per worker before the first task that uses it),
-//! [`TASK`] (a function id and the encoded argument), [`TASK_FDS`] (the
-//! same for an argument that holds descriptors, which wait on the worker's
-//! descriptor socket), [`EXIT`] (finish and exit). Worker to parent: [`RESULTS`] (a batch of results, in task order),
-//! [`INIT_FAILED`] (the initializer failed; the worker exits).
+//! [`DEFINE`] (a function id and its encoded `RawFunction`, sent once per
+//! worker before the first task that uses it), [`TASK`] (a function id and
+//! the encoded argument), [`TASK_FDS`] (the same for an argument that holds
+//! descriptors, which wait on the worker's descriptor socket), [`EXIT`]
+//! (finish and exit).
 //!
 //! Tasks carry no id: a worker runs its tasks in the order they arrive and
 //! answers in that order, so the parent matches results to the front of its
 //! per-worker list of outstanding tasks.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 /// Parent to worker: `[fid u32][postcard RawFunction]`.
 pub(crate) const DEFINE: u32 = 1;
@@ -25,11 +24,6 @@ pub(crate) const TASK: u32 = 2;
 pub(crate) const TASK_FDS: u32 = 4;
 /// Parent to worker: empty; the worker finishes and exits.
 pub(crate) const EXIT: u32 = 3;
-/// Worker to parent: `[busy ns u64][count u32]` then per result
-/// `[tag u8][len u32][bytes]`, tag 0 for a value, 1 for a `WireError`.
-pub(crate) const RESULTS: u32 = 10;
-/// Worker to parent: `[postcard WireError]`.
-pub(crate) const INIT_FAILED: u32 = 11;
 
 /// The header's size.
 pub(crate) const HEADER: usize = 12;
@@ -105,8 +99,9 @@ pub(crate) fn read_vec(r: &mut impl Read, n: usize) -> io::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Writes one frame.
-pub(crate) fn write_frame(w: &mut impl Write, kind: u32, body: &[u8]) -> io::Result<()> {
+/// Writes one frame (the tests' way to make streams).
+#[cfg(test)]
+pub(crate) fn write_frame(w: &mut impl std::io::Write, kind: u32, body: &[u8]) -> io::Result<()> {
     let mut out = Vec::with_capacity(HEADER + body.len());
     put_header(&mut out, kind, body.len());
     out.extend_from_slice(body);
@@ -135,16 +130,8 @@ impl<'a> Cursor<'a> {
         Ok(head)
     }
 
-    pub(crate) fn u8(&mut self) -> io::Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-
     pub(crate) fn u32(&mut self) -> io::Result<u32> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
-    }
-
-    pub(crate) fn u64(&mut self) -> io::Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
 
     pub(crate) fn rest(self) -> &'a [u8] {

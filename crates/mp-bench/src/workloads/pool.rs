@@ -106,6 +106,30 @@ pub(crate) fn apply_async(quick: bool) -> Result<Vec<f64>, String> {
     })
 }
 
+/// One `apply(f, i)` at a time on an idle `Pool(2)`, 3,000 calls in
+/// sequence; us/call.
+pub(crate) fn apply_latency(quick: bool) -> Result<Vec<f64>, String> {
+    const CALLS: i64 = 3_000;
+    let pool = pool()?;
+    let run = |p: &Pool| -> Result<(), String> {
+        for i in 0..CALLS {
+            let r = p.apply(f, i).map_err(err)?;
+            if r != i + 1 {
+                return Err(format!("apply(f, {i}) gave {r}"));
+            }
+        }
+        Ok(())
+    };
+    run(&pool)?;
+    let samples = repeat(quick, || {
+        let start = Instant::now();
+        run(&pool)?;
+        Ok(start.elapsed().as_secs_f64() * 1e6 / CALLS as f64)
+    })?;
+    finish(pool)?;
+    Ok(samples)
+}
+
 /// `imap(f, 0..100_000, chunksize=64)` collected; tasks/s.
 pub(crate) fn imap(quick: bool) -> Result<Vec<f64>, String> {
     throughput(quick, 100_000, |p| {

@@ -5,6 +5,7 @@
 
 mod api;
 mod codec;
+mod durability;
 mod executor;
 mod failures;
 mod handles;
