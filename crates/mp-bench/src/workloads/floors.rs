@@ -53,10 +53,10 @@ fn err(e: impl std::fmt::Display) -> String {
 /// `child` must only make system calls and touch atomics or memory that
 /// was set up before the fork: no allocation, no locks, no panics.
 fn fork(child: impl FnOnce() -> i32) -> Result<Pid, String> {
-    // SAFETY: the child side runs only `child`, which by this function's
-    // contract makes only async-signal-safe calls (system calls, atomics),
-    // then `_exit`s without running destructors or atexit handlers; the
-    // parent side only reads the returned pid.
+    // The child side runs only `child`, which by this function's contract
+    // makes only async-signal-safe calls (system calls, atomics), then
+    // `_exit`s without running destructors or atexit handlers.
+    // SAFETY: as above; the parent side only reads the returned pid.
     match unsafe { libc::fork() } {
         -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
         0 => {
@@ -206,10 +206,10 @@ fn shared_page() -> Result<MmapRaw, String> {
 /// The `i`-th gate or counter word of `page` (one of the constants below)
 /// as an atomic.
 fn word(page: &MmapRaw, i: usize) -> &AtomicU64 {
-    // SAFETY: the page is 4096 bytes, page-aligned and mapped for as long
-    // as `page` lives; `i` is one of the four word constants, so word `i`
-    // starts at 64 * i < 4096 (its own cache line, 8-aligned), and every
-    // process reaches it only through atomics.
+    // The page is 4096 bytes, page-aligned and mapped for as long as `page`
+    // lives; `i` is one of the four word constants, so word `i` starts at
+    // 64 * i < 4096 (its own cache line, 8-aligned).
+    // SAFETY: as above, and every process reaches it only through atomics.
     unsafe { AtomicU64::from_ptr(page.as_mut_ptr().add(64 * i).cast()) }
 }
 
