@@ -32,6 +32,10 @@ enum Setup {
 }
 
 /// Starts this program as a child of `kind`, connecting to `server`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a peer starts its children as its crate's users do, without mp-process"
+)]
 fn child(kind: &str, server: &str, n: u64) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(err)?;
     Command::new(exe)

@@ -76,6 +76,10 @@ fn counter_child(os_id: &str, n: u32) -> Result<(), String> {
     Ok(())
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a peer starts its children as its crate's users do, without mp-process"
+)]
 fn child(os_id: &str, n: u32) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(err)?;
     Command::new(exe)
