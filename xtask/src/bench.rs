@@ -6,6 +6,11 @@
 //! Each side is a program with the same CLI: `--list` prints workload names,
 //! `--workload NAME [--quick]` prints one JSON line
 //! `{"name", "unit", "better", "samples", "check"}` or exits non-zero.
+//!
+//! The Rust peers (`crates/mp-bench/peers`: procspawn, ipc-channel,
+//! shared_memory with raw_sync) are programs with the same CLI; each runs
+//! right after mp and CPython on the rows it lists, and its figure goes in
+//! the row's `peers` map. The floors are mp-bench's own `NAME:limit` rows.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,22 @@ const PYTHON: &str = "python3";
 const PYTHON_SCRIPT: &str = "crates/mp-bench/python/bench_cpython.py";
 /// The MPI workloads' CPython side: mpi4py.futures (see `mpi_workloads`).
 const MPI4PY_SCRIPT: &str = "crates/mp-bench/python/bench_mpi4py.py";
+
+/// The command that installs mpi4py (it builds against the MPI library
+/// that `mpirun` belongs to; a few minutes of CPU).
+const MPI4PY_INSTALL: [&str; 5] = [PYTHON, "-m", "pip", "install", "mpi4py"];
+
+/// How long installing mpi4py may take.
+const MPI4PY_INSTALL_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// The package of the Rust peers, and each peer's name in the report with
+/// its program.
+const PEERS_PACKAGE: &str = "mp-bench-peers";
+const PEERS: [(&str, &str); 3] = [
+    ("procspawn", "peer-procspawn"),
+    ("ipc-channel", "peer-ipc-channel"),
+    ("shared_memory+raw_sync", "peer-shared-memory"),
+];
 
 /// `cargo xtask bench` flags.
 #[derive(Debug, Default)]
@@ -120,6 +141,8 @@ pub(crate) struct Row {
     pub(crate) cpython: Option<Stats>,
     /// Oriented so that > 1 means mp is better.
     pub(crate) ratio: Option<f64>,
+    /// The Rust peers that did this row's work, in the order of `PEERS`.
+    pub(crate) peers: Vec<(String, Stats)>,
     /// Why a side failed its run or its check; empty when all went well.
     pub(crate) errors: Vec<String>,
 }
@@ -135,12 +158,12 @@ pub(crate) struct Meta {
 
 pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
     proc::run(
-        proc::cargo().args(["build", "--release", "-p", "mp-bench"]),
+        proc::cargo().args(["build", "--release", "-p", "mp-bench", "-p", PEERS_PACKAGE]),
         None,
     )?;
-    let mp_bin = target_dir(root)
-        .join("release")
-        .join(format!("mp-bench{}", std::env::consts::EXE_SUFFIX));
+    let release = target_dir(root).join("release");
+    let exe = |name: &str| release.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let mp_bin = exe("mp-bench");
 
     let python = python_version();
     if python.is_none() {
@@ -160,6 +183,15 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
     };
     for name in py_names.iter().filter(|n| !mp_names.contains(n)) {
         eprintln!("bench: NOTE: skipping `{name}`: the CPython script has it, mp-bench does not");
+    }
+    let mut peers = Vec::new();
+    for (peer, program) in PEERS {
+        let bin = exe(program);
+        let names = list(proc::command(&bin))?;
+        for name in names.iter().filter(|n| !mp_names.contains(n)) {
+            eprintln!("bench: NOTE: skipping {peer} on `{name}`: mp-bench has no such row yet");
+        }
+        peers.push((peer, bin, names));
     }
     let names: Vec<&String> = mp_names.iter().filter(|n| flags.selects(n)).collect();
     let mpi_selected = crate::mpi::BENCH_WORKLOADS.iter().any(|n| flags.selects(n));
@@ -190,6 +222,17 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
             eprint!("; cpython: n/a");
             None
         };
+        let mut peer_runs = Vec::new();
+        for (peer, bin, names) in &peers {
+            if names.contains(name) {
+                eprint!("; {peer} ...");
+                let mut cmd = proc::command(bin);
+                cmd.args(["--workload", name]).args(quick);
+                let m = measure(cmd, name);
+                progress(&m);
+                peer_runs.push((*peer, m));
+            }
+        }
         eprintln!();
 
         let mp = mp.map_err(|e| errors.push(format!("mp: {e}"))).ok();
@@ -206,9 +249,6 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
                 ));
             }
         }
-        for e in &errors {
-            eprintln!("    FAILED {e}");
-        }
         let (unit, better) = match mp.as_ref().or(cpython.as_ref()) {
             Some(m) => (m.unit.clone(), m.better),
             None => ("?".to_owned(), Better::Lower),
@@ -220,6 +260,11 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
             }),
             _ => None,
         };
+        // A peer's failure is the row's too, but leaves the CPython ratio.
+        let peers = collect_peers(peer_runs, &unit, better, &mut errors);
+        for e in &errors {
+            eprintln!("    FAILED {e}");
+        }
         rows.push(Row {
             name: name.to_string(),
             unit,
@@ -227,6 +272,7 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
             mp: mp.map(|m| m.stats),
             cpython: cpython.map(|c| c.stats),
             ratio,
+            peers,
             errors,
         });
     }
@@ -306,18 +352,10 @@ fn mpi_workloads(root: &Path, flags: &Flags, rows: &mut Vec<Row>) -> Result<(), 
         .join("release")
         .join("examples")
         .join(format!("mpi-bench{}", std::env::consts::EXE_SUFFIX));
-    let mpi4py = python_version().is_some()
-        && proc::output(
-            proc::command(PYTHON).args(["-c", "import mpi4py.futures"]),
-            Some(SIDE_TIMEOUT),
-        )
-        .is_ok_and(|o| o.status.success());
+    let mpi4py = python_version().is_some();
     if mpi4py {
+        ensure_mpi4py()?;
         eprintln!("bench: NOTE: the CPython column of mpi_* is mpi4py.futures.MPIPoolExecutor");
-    } else {
-        eprintln!(
-            "bench: NOTE: mpi4py not importable (`pip install mpi4py`): mpi_* have no CPython column"
-        );
     }
     let quick: &[&str] = if flags.quick { &["--quick"] } else { &[] };
     for name in names {
@@ -362,10 +400,69 @@ fn mpi_workloads(root: &Path, flags: &Flags, rows: &mut Vec<Row>) -> Result<(), 
             mp: mp.map(|m| m.stats),
             cpython: cpython.map(|c| c.stats),
             ratio,
+            peers: Vec::new(),
             errors,
         });
     }
     Ok(())
+}
+
+/// The peers' figures for a row whose unit is `unit`; a failed peer, or one
+/// that reports another unit, becomes an error of the row, named after it.
+fn collect_peers(
+    runs: Vec<(&str, Result<Measured, String>)>,
+    unit: &str,
+    better: Better,
+    errors: &mut Vec<String>,
+) -> Vec<(String, Stats)> {
+    let mut peers = Vec::new();
+    for (peer, run) in runs {
+        match run {
+            Ok(m) if m.unit == unit && m.better == better => peers.push((peer.to_owned(), m.stats)),
+            Ok(m) => errors.push(format!(
+                "{peer}: reports {} ({} is better), mp {unit} ({} is better)",
+                m.unit,
+                m.better.as_str(),
+                better.as_str()
+            )),
+            Err(e) => errors.push(format!("{peer}: {e}")),
+        }
+    }
+    peers
+}
+
+/// Whether `import mpi4py.futures` works.
+fn mpi4py_importable() -> bool {
+    proc::output(
+        proc::command(PYTHON).args(["-c", "import mpi4py.futures"]),
+        Some(SIDE_TIMEOUT),
+    )
+    .is_ok_and(|o| o.status.success())
+}
+
+/// Makes mpi4py importable for the MPI rows' CPython column: installs it
+/// with pip when it is missing, or fails naming the command to run.
+fn ensure_mpi4py() -> Result<(), String> {
+    if mpi4py_importable() {
+        return Ok(());
+    }
+    let shown = MPI4PY_INSTALL.join(" ");
+    eprintln!(
+        "bench: mpi4py is missing: running `{shown}` (it builds against Open MPI; a few minutes)"
+    );
+    let mut cmd = proc::command(MPI4PY_INSTALL[0]);
+    cmd.args(&MPI4PY_INSTALL[1..]);
+    let installed = proc::run(&mut cmd, Some(MPI4PY_INSTALL_TIMEOUT));
+    match installed {
+        Ok(()) if mpi4py_importable() => Ok(()),
+        Ok(()) => Err(format!(
+            "bench: `{shown}` succeeded but `import mpi4py.futures` still fails: \
+             the MPI rows need mpi4py for `{PYTHON}`; run `{shown}` for that interpreter"
+        )),
+        Err(e) => Err(format!(
+            "bench: the MPI rows need mpi4py and installing it failed ({e}): run `{shown}`"
+        )),
+    }
 }
 
 fn progress(m: &Result<Measured, String>) {

@@ -11,6 +11,7 @@
 
 mod bench;
 mod ci;
+mod goals;
 mod mpi;
 mod proc;
 mod report;

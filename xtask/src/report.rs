@@ -1,12 +1,19 @@
 //! The bench report in its four forms: the terminal table, `report.json` (the
 //! schema of WORKLOADS.md), `report.md` and `report.svg` (a log-scale bar
 //! chart of the ratios, written by hand).
+//!
+//! Each row shows mp, CPython and mp's ratio to it; the best Rust peer of the
+//! row and mp's ratio to it; and the row's floor (`NAME:limit` of the same
+//! run) with mp's share of it. Every ratio is oriented so that > 1 means mp
+//! is better; a share of the floor is at most about 1. The goals
+//! (`goals.rs`) close each form.
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
 use crate::bench::{Meta, Row, Stats};
+use crate::goals::{self, Verdict};
 
 /// A figure with as many digits as a noisy benchmark deserves.
 pub(crate) fn num(x: f64) -> String {
@@ -50,15 +57,52 @@ fn failed(row: &Row, side: &str) -> bool {
     row.errors.iter().any(|e| e.starts_with(side))
 }
 
-/// The aligned table printed at the end of a run.
+/// The best peer's cell: its name and median.
+fn peer_cell(row: &Row) -> String {
+    match goals::best_peer(row) {
+        Some((name, s, _)) => format!("{name} {}", num(s.median)),
+        None => "n/a".to_owned(),
+    }
+}
+
+fn floor_cell(rows: &[Row], row: &Row) -> String {
+    goals::floor(rows, &row.name).map_or_else(|| "n/a".to_owned(), |f| num(f.median))
+}
+
+fn share(s: Option<f64>) -> String {
+    s.map_or_else(|| "n/a".to_owned(), |s| format!("{s:.2}"))
+}
+
+/// A goal's verdict in words.
+fn verdict_line(v: &Verdict) -> String {
+    let measured = v
+        .measured
+        .map_or_else(|| "-".to_owned(), |m| format!("{m:.2}"));
+    let met = match v.met {
+        Some(true) => "met",
+        Some(false) => "NOT MET",
+        None => "not measured",
+    };
+    format!("{}: {} (measured {measured}): {met}", v.row, v.goal)
+}
+
+/// The aligned table printed at the end of a run, then the goals.
 pub(crate) fn table(rows: &[Row]) -> String {
-    let mut cells = vec![[
-        "workload".to_owned(),
-        "unit".to_owned(),
-        "mp".to_owned(),
-        "cpython".to_owned(),
-        "ratio".to_owned(),
-    ]];
+    const COLS: usize = 9;
+    let mut cells = vec![
+        [
+            "workload",
+            "unit",
+            "mp",
+            "cpython",
+            "ratio",
+            "best peer",
+            "vs peer",
+            "floor",
+            "of floor",
+        ]
+        .map(str::to_owned),
+    ];
     for row in rows {
         cells.push([
             row.name.clone(),
@@ -66,9 +110,13 @@ pub(crate) fn table(rows: &[Row]) -> String {
             median(row, row.mp, failed(row, "mp")),
             median(row, row.cpython, failed(row, "cpython")),
             ratio(row.ratio),
+            peer_cell(row),
+            ratio(goals::best_peer(row).and_then(|(_, _, r)| r)),
+            floor_cell(rows, row),
+            share(goals::floor_share(rows, row)),
         ]);
     }
-    let mut width = [0; 5];
+    let mut width = [0; COLS];
     for line in &cells {
         for (w, cell) in width.iter_mut().zip(line) {
             *w = (*w).max(cell.chars().count());
@@ -76,19 +124,37 @@ pub(crate) fn table(rows: &[Row]) -> String {
     }
     let mut out = String::new();
     for (i, line) in cells.iter().enumerate() {
-        let [name, unit, mp, cpython, r] = line;
-        let [w0, w1, w2, w3, w4] = width;
-        let _ = writeln!(
-            out,
-            "{name:<w0$}  {unit:<w1$}  {mp:>w2$}  {cpython:>w3$}  {r:>w4$}"
-        );
+        let mut text = String::new();
+        for (j, (cell, w)) in line.iter().zip(width).enumerate() {
+            match j {
+                0 | 1 => {
+                    let _ = write!(text, "{cell:<w$}  ");
+                }
+                _ => {
+                    let _ = write!(text, "{cell:>w$}  ");
+                }
+            }
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
         if i == 0 {
-            let _ = writeln!(out, "{}", "-".repeat(w0 + w1 + w2 + w3 + w4 + 8));
+            let _ = writeln!(
+                out,
+                "{}",
+                "-".repeat(width.iter().sum::<usize>() + 2 * (COLS - 1))
+            );
         }
     }
     out.push_str(
-        "ratio > 1 means mp is better (CPython/mp when lower is better, mp/CPython when higher)\n",
+        "ratio and vs peer > 1 mean mp is better (other/mp when lower is better, mp/other when higher);\n\
+         of floor is mp's share of this run's NAME:limit row (1 = at the floor)\n",
     );
+    let verdicts = goals::check(rows);
+    if !verdicts.is_empty() {
+        out.push_str("\ngoals:\n");
+        for v in &verdicts {
+            let _ = writeln!(out, "  {}", verdict_line(v));
+        }
+    }
     out
 }
 
@@ -114,6 +180,14 @@ pub(crate) fn json(meta: &Meta, rows: &[Row]) -> String {
                 ("mp", stats(row.mp)),
                 ("cpython", stats(row.cpython)),
                 ("ratio", lit(row.ratio)),
+                ("peers", {
+                    let peers: Vec<(&str, String)> = row
+                        .peers
+                        .iter()
+                        .map(|(name, s)| (name.as_str(), stats(Some(*s))))
+                        .collect();
+                    object(&peers)
+                }),
             ];
             if !row.errors.is_empty() {
                 fields.push(("error", lit(row.errors.join("; "))));
@@ -127,9 +201,21 @@ pub(crate) fn json(meta: &Meta, rows: &[Row]) -> String {
         ("python", lit(meta.python.as_deref())),
         ("quick", lit(meta.quick)),
     ]);
+    let verdicts: Vec<String> = goals::check(rows)
+        .iter()
+        .map(|v| {
+            object(&[
+                ("row", lit(v.row.as_str())),
+                ("goal", lit(v.goal.as_str())),
+                ("measured", lit(v.measured)),
+                ("met", lit(v.met)),
+            ])
+        })
+        .collect();
     format!(
-        "{{\"meta\": {meta},\n \"results\": [\n   {}\n ]}}\n",
-        results.join(",\n   ")
+        "{{\"meta\": {meta},\n \"results\": [\n   {}\n ],\n \"goals\": [\n   {}\n ]}}\n",
+        results.join(",\n   "),
+        verdicts.join(",\n   ")
     )
 }
 
@@ -151,7 +237,10 @@ fn object(fields: &[(&str, String)]) -> String {
 /// `report.md`: the table with min and max, and the failures below it.
 pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# mp vs CPython multiprocessing\n");
+    let _ = writeln!(
+        out,
+        "# mp vs CPython multiprocessing, the Rust peers and the floors\n"
+    );
     let _ = writeln!(
         out,
         "{}, {} CPU(s), CPython {}{}. Ratio > 1 means mp is better.\n",
@@ -160,8 +249,9 @@ pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
         meta.python.as_deref().unwrap_or("not found"),
         if meta.quick { ", `--quick`" } else { "" },
     );
-    out.push_str("| workload | unit | better | mp median | mp min | mp max | cpython median | cpython min | cpython max | ratio |\n");
-    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("Ratio and vs peer: mp against CPython and against the best Rust peer of the row. Of floor: mp's share of the row's floor (`NAME:limit`, the same work without mp, this run), 1 at the floor.\n\n");
+    out.push_str("| workload | unit | better | mp median | mp min | mp max | cpython median | cpython min | cpython max | ratio | best peer | vs peer | floor | of floor |\n");
+    out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|\n");
     for row in rows {
         let side = |s: Option<Stats>, name: &str| match s {
             Some(s) => format!("{} | {} | {}", num(s.median), num(s.min), num(s.max)),
@@ -172,14 +262,48 @@ pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.name,
             row.unit,
             row.better.as_str(),
             side(row.mp, "mp"),
             side(row.cpython, "cpython"),
             ratio(row.ratio),
+            peer_cell(row),
+            ratio(goals::best_peer(row).and_then(|(_, _, r)| r)),
+            floor_cell(rows, row),
+            share(goals::floor_share(rows, row)),
         );
+    }
+    let with_peers: Vec<&Row> = rows.iter().filter(|r| !r.peers.is_empty()).collect();
+    if !with_peers.is_empty() {
+        out.push_str("\n## Rust peers\n\n");
+        out.push_str("| workload | unit | peer | median | min | max | mp vs peer |\n");
+        out.push_str("|---|---|---|--:|--:|--:|--:|\n");
+        for row in with_peers {
+            for (peer, s) in &row.peers {
+                let vs = row
+                    .mp
+                    .map(|m| goals::oriented(row.better, m.median, s.median));
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {peer} | {} | {} | {} | {} |",
+                    row.name,
+                    row.unit,
+                    num(s.median),
+                    num(s.min),
+                    num(s.max),
+                    ratio(vs),
+                );
+            }
+        }
+    }
+    let verdicts = goals::check(rows);
+    if !verdicts.is_empty() {
+        out.push_str("\n## Goals\n\n");
+        for v in &verdicts {
+            let _ = writeln!(out, "- {}", verdict_line(v));
+        }
     }
     let failures: Vec<&Row> = rows.iter().filter(|r| !r.errors.is_empty()).collect();
     if !failures.is_empty() {
@@ -200,8 +324,15 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The best peer of `row` and mp's ratio to it, when both are known.
+fn peer(row: &Row) -> Option<(&str, f64)> {
+    goals::best_peer(row).and_then(|(name, _, r)| Some((name, r?)))
+}
+
 /// `report.svg`: one horizontal bar per workload from the 1x line to its
-/// ratio, on a log scale; green where mp wins, red where it loses.
+/// ratio to CPython, on a log scale, green where mp wins and red where it
+/// loses; a blue diamond at mp's ratio to the best Rust peer and an orange
+/// circle at mp's share of the floor, on the same scale.
 pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
     const WIDTH: f64 = 900.0;
     const LABEL_END: f64 = 270.0;
@@ -213,7 +344,14 @@ pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
 
     let ratios: Vec<f64> = rows
         .iter()
-        .filter_map(|r| r.ratio)
+        .flat_map(|r| {
+            [
+                r.ratio,
+                peer(r).map(|(_, x)| x),
+                goals::floor_share(rows, r),
+            ]
+        })
+        .flatten()
         .filter(|r| *r > 0.0)
         .collect();
     let lowest = ratios.iter().copied().fold(1.0, f64::min);
@@ -224,7 +362,8 @@ pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
     let x = |r: f64| {
         PLOT_LEFT + (r.log10() - f64::from(lo)) / f64::from(hi - lo) * (PLOT_RIGHT - PLOT_LEFT)
     };
-    let bottom = TOP + ROW * rows.len() as f64;
+    let top = TOP + 20.0; // room for the legend
+    let bottom = top + ROW * rows.len() as f64;
     let height = bottom + 40.0;
 
     let mut out = String::new();
@@ -235,7 +374,7 @@ pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
     let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         out,
-        r#"<text x="10" y="22" font-size="15" font-weight="bold">mp vs CPython multiprocessing: ratio, log scale (&gt; 1x: mp is better)</text>"#
+        r#"<text x="10" y="22" font-size="15" font-weight="bold">mp vs CPython multiprocessing, the Rust peers and the floors: log scale (&gt; 1x: mp is better)</text>"#
     );
     let _ = writeln!(
         out,
@@ -245,9 +384,19 @@ pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
         xml_escape(meta.python.as_deref().unwrap_or("not found")),
         if meta.quick { " · --quick" } else { "" },
     );
+    let _ = writeln!(
+        out,
+        r##"<rect x="10" y="{:.1}" width="14" height="10" fill="#2e7d32"/><text x="30" y="{:.1}">vs CPython</text><path d="M 127 {:.1} l 6 6 l -6 6 l -6 -6 z" fill="#1565c0"/><text x="139" y="{:.1}">vs best Rust peer</text><circle cx="277" cy="{:.1}" r="5" fill="#ef6c00"/><text x="287" y="{:.1}">share of the floor (NAME:limit)</text>"##,
+        TOP - 2.0,
+        TOP + 7.0,
+        TOP - 3.0,
+        TOP + 7.0,
+        TOP + 3.0,
+        TOP + 7.0,
+    );
 
     for (i, row) in rows.iter().enumerate() {
-        let y = TOP + ROW * i as f64;
+        let y = top + ROW * i as f64;
         if i % 2 == 1 {
             let _ = writeln!(
                 out,
@@ -280,10 +429,12 @@ pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
                 );
             }
             None => {
-                let why = if row.errors.is_empty() {
-                    "n/a (no CPython figure)"
-                } else {
+                let why = if !row.errors.is_empty() {
                     "FAILED"
+                } else if row.name.ends_with(":limit") {
+                    "floor (no CPython figure)"
+                } else {
+                    "n/a (no CPython figure)"
                 };
                 let _ = writeln!(
                     out,
@@ -291,6 +442,23 @@ pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
                     one + 4.0
                 );
             }
+        }
+        let mid = y + ROW / 2.0;
+        if let Some((name, r)) = peer(row).filter(|(_, r)| *r > 0.0) {
+            let _ = writeln!(
+                out,
+                r##"<path d="M {:.1} {:.1} l 6 6 l -6 6 l -6 -6 z" fill="#1565c0"><title>vs {}: {r:.2}x</title></path>"##,
+                x(r),
+                mid - 6.0,
+                xml_escape(name),
+            );
+        }
+        if let Some(f) = goals::floor_share(rows, row).filter(|f| *f > 0.0) {
+            let _ = writeln!(
+                out,
+                r##"<circle cx="{:.1}" cy="{mid:.1}" r="5" fill="#ef6c00"><title>share of the floor: {f:.2}</title></circle>"##,
+                x(f),
+            );
         }
     }
 
@@ -306,7 +474,7 @@ pub(crate) fn svg(meta: &Meta, rows: &[Row]) -> String {
         let _ = writeln!(
             out,
             r#"<line x1="{gx:.1}" y1="{:.1}" x2="{gx:.1}" y2="{bottom:.1}" stroke="{stroke}" stroke-width="{w}"/>"#,
-            TOP - 6.0
+            top - 6.0
         );
         let _ = writeln!(
             out,

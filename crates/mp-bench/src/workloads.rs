@@ -1,6 +1,7 @@
 //! The workload table: one entry per workload of WORKLOADS.md that mp-bench
 //! implements. Adding a workload is one function plus one entry in [`ALL`].
 
+mod floors;
 mod ipc;
 mod manager;
 mod pool;
@@ -27,13 +28,20 @@ pub(crate) struct Workload {
     pub(crate) run: fn(quick: bool) -> Result<Vec<f64>, String>,
 }
 
-/// Every workload, in the order of WORKLOADS.md.
+/// Every workload, in the order of WORKLOADS.md; each floor (`NAME:limit`)
+/// right after its row, so that the two are measured close together.
 pub(crate) const ALL: &[Workload] = &[
     Workload {
         name: "spawn_join_fork",
         unit: "us/process",
         better: Better::Lower,
         run: spawn_join::fork,
+    },
+    Workload {
+        name: "spawn_join_fork:limit",
+        unit: "us/process",
+        better: Better::Lower,
+        run: floors::spawn_join_fork,
     },
     Workload {
         name: "spawn_join_spawn",
@@ -138,6 +146,12 @@ pub(crate) const ALL: &[Workload] = &[
         run: ipc::pipe_pingpong,
     },
     Workload {
+        name: "pipe_pingpong:limit",
+        unit: "us/roundtrip",
+        better: Better::Lower,
+        run: floors::pipe_pingpong,
+    },
+    Workload {
         name: "pipe_bytes_pingpong",
         unit: "us/roundtrip",
         better: Better::Lower,
@@ -174,6 +188,12 @@ pub(crate) const ALL: &[Workload] = &[
         run: shm::atomic_counter,
     },
     Workload {
+        name: "atomic_counter:limit",
+        unit: "incs/s",
+        better: Better::Higher,
+        run: floors::atomic_counter,
+    },
+    Workload {
         name: "array_sum",
         unit: "MiB/s",
         better: Better::Higher,
@@ -190,6 +210,12 @@ pub(crate) const ALL: &[Workload] = &[
         unit: "GiB/s",
         better: Better::Higher,
         run: shm::shared_memory_block,
+    },
+    Workload {
+        name: "shared_memory_block:limit",
+        unit: "GiB/s",
+        better: Better::Higher,
+        run: floors::shared_memory_block,
     },
     Workload {
         name: "pool_apply_latency",

@@ -1,0 +1,173 @@
+//! The bench's goals, checked on the rows of one run: mp against the Rust
+//! peers and against this machine's floors (`NAME:limit`), both measured in
+//! the same run, so that a goal holds or fails on ratios, not on absolute
+//! figures that move with the machine's load.
+//!
+//! The report shows every verdict (`report.md`'s "Goals" section,
+//! `report.json`'s `goals`, the end of the terminal table). A missed goal is
+//! a finding to write up, not a failed run: the machine is shared and noisy.
+
+use crate::bench::{Better, Row, Stats};
+
+/// What a goal asks of a row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    /// mp ahead of each Rust peer that did the row's work.
+    AheadOfPeers,
+    /// A higher-is-better row at least this share of its floor.
+    FloorShareAtLeast(f64),
+    /// A lower-is-better row at most this multiple of its floor's time.
+    FloorTimesAtMost(f64),
+}
+
+/// One goal: a row (`None`: every row that has peers) and its target.
+#[derive(Debug)]
+pub(crate) struct Goal {
+    pub(crate) row: Option<&'static str>,
+    pub(crate) target: Target,
+}
+
+/// The goals, in the order the report lists them.
+pub(crate) const GOALS: &[Goal] = &[
+    Goal {
+        row: None,
+        target: Target::AheadOfPeers,
+    },
+    Goal {
+        row: Some("shared_memory_block"),
+        target: Target::FloorShareAtLeast(0.9),
+    },
+    Goal {
+        row: Some("pipe_pingpong"),
+        target: Target::FloorTimesAtMost(1.5),
+    },
+    Goal {
+        row: Some("spawn_join_fork"),
+        target: Target::FloorTimesAtMost(2.0),
+    },
+    Goal {
+        row: Some("atomic_counter"),
+        target: Target::FloorShareAtLeast(0.8),
+    },
+];
+
+/// One goal checked on one row (and, for peers, one peer).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Verdict {
+    pub(crate) row: String,
+    /// The goal in words: `ahead of procspawn`, `>= 0.90 of its floor`.
+    pub(crate) goal: String,
+    /// What this run measured, in the goal's terms (`1.83x`, `0.95`).
+    pub(crate) measured: Option<f64>,
+    /// `None`: a figure the goal needs is missing from this run.
+    pub(crate) met: Option<bool>,
+}
+
+/// The row named `NAME:limit` for the row `NAME`, if it was measured.
+pub(crate) fn floor<'a>(rows: &'a [Row], name: &str) -> Option<&'a Stats> {
+    let limit = format!("{name}:limit");
+    rows.iter()
+        .find(|r| r.name == limit)
+        .and_then(|r| r.mp.as_ref())
+}
+
+/// `a` against `b`, oriented so that > 1 means `a` is better.
+pub(crate) fn oriented(better: Better, a: f64, b: f64) -> f64 {
+    match better {
+        Better::Lower => b / a,
+        Better::Higher => a / b,
+    }
+}
+
+/// mp against the best peer of the row: (peer, its figures, mp's ratio to
+/// it, > 1 when mp is ahead).
+pub(crate) fn best_peer(row: &Row) -> Option<(&str, Stats, Option<f64>)> {
+    let (name, best) = row
+        .peers
+        .iter()
+        .max_by(|(_, a), (_, b)| oriented(row.better, a.median, b.median).total_cmp(&1.0))?;
+    let ratio = row.mp.map(|m| oriented(row.better, m.median, best.median));
+    Some((name.as_str(), *best, ratio))
+}
+
+/// mp's share of its floor: floor time / mp time when lower is better,
+/// mp rate / floor rate when higher is; 1 means mp is at the floor.
+pub(crate) fn floor_share(rows: &[Row], row: &Row) -> Option<f64> {
+    let f = floor(rows, &row.name)?;
+    let m = row.mp?;
+    Some(oriented(row.better, m.median, f.median))
+}
+
+/// Every goal checked on `rows`.
+pub(crate) fn check(rows: &[Row]) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for goal in GOALS {
+        let selected = rows.iter().filter(|r| match goal.row {
+            Some(name) => r.name == name,
+            None => !r.peers.is_empty(),
+        });
+        let mut seen = false;
+        for row in selected {
+            seen = true;
+            out.extend(verdicts(rows, row, goal.target));
+        }
+        if let (false, Some(name)) = (seen, goal.row) {
+            out.push(Verdict {
+                row: name.to_owned(),
+                goal: words(goal.target, None),
+                measured: None,
+                met: None,
+            });
+        }
+    }
+    out
+}
+
+fn words(target: Target, peer: Option<&str>) -> String {
+    match target {
+        Target::AheadOfPeers => format!("ahead of {}", peer.unwrap_or("every Rust peer")),
+        Target::FloorShareAtLeast(x) => format!(">= {x:.2} of its floor"),
+        Target::FloorTimesAtMost(x) => format!("<= {x:.1}x its floor's time"),
+    }
+}
+
+fn verdicts(rows: &[Row], row: &Row, target: Target) -> Vec<Verdict> {
+    let verdict = |goal: String, measured: Option<f64>, met: fn(f64) -> bool| Verdict {
+        row: row.name.clone(),
+        goal,
+        measured,
+        met: measured.map(met),
+    };
+    match target {
+        Target::AheadOfPeers => row
+            .peers
+            .iter()
+            .map(|(peer, s)| {
+                let r = row.mp.map(|m| oriented(row.better, m.median, s.median));
+                verdict(words(target, Some(peer)), r, |r| r > 1.0)
+            })
+            .collect(),
+        Target::FloorShareAtLeast(x) => {
+            let share = floor_share(rows, row);
+            vec![Verdict {
+                row: row.name.clone(),
+                goal: words(target, None),
+                measured: share,
+                met: share.map(|s| s >= x),
+            }]
+        }
+        Target::FloorTimesAtMost(x) => {
+            // mp's time as a multiple of the floor's: 1 / share.
+            let times = floor_share(rows, row).map(|s| 1.0 / s);
+            vec![Verdict {
+                row: row.name.clone(),
+                goal: words(target, None),
+                measured: times,
+                met: times.map(|t| t <= x),
+            }]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

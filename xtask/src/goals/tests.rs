@@ -1,0 +1,117 @@
+//! Tests for `goals.rs`: the best peer, the floor share and every kind of
+//! goal, met, missed and not measured.
+
+use super::*;
+
+fn s(m: f64) -> Option<Stats> {
+    Some(Stats {
+        median: m,
+        min: m * 0.9,
+        max: m * 1.1,
+    })
+}
+
+fn row(name: &str, better: Better, mp: Option<Stats>, peers: &[(&str, f64)]) -> Row {
+    Row {
+        name: name.into(),
+        unit: "u".into(),
+        better,
+        mp,
+        cpython: None,
+        ratio: None,
+        peers: peers
+            .iter()
+            .map(|(p, m)| (p.to_string(), s(*m).unwrap()))
+            .collect(),
+        errors: vec![],
+    }
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        // Lower is better: mp 4 us, ipc-channel 15 us, a faster peer 3 us.
+        row(
+            "pipe_pingpong",
+            Better::Lower,
+            s(4.0),
+            &[("ipc-channel", 15.0), ("fast", 3.0)],
+        ),
+        row("pipe_pingpong:limit", Better::Lower, s(3.0), &[]),
+        // Higher is better: mp at 0.95 of its floor.
+        row("shared_memory_block", Better::Higher, s(1.9), &[]),
+        row("shared_memory_block:limit", Better::Higher, s(2.0), &[]),
+        // mp at 2.5x the floor's time: the 2x goal is missed.
+        row(
+            "spawn_join_fork",
+            Better::Lower,
+            s(500.0),
+            &[("procspawn", 1200.0)],
+        ),
+        row("spawn_join_fork:limit", Better::Lower, s(200.0), &[]),
+        // No floor row in this run.
+        row("atomic_counter", Better::Higher, s(1e8), &[]),
+    ]
+}
+
+#[test]
+fn best_peer_and_floor_share() {
+    let rows = rows();
+    let (name, best, vs) = best_peer(&rows[0]).unwrap();
+    assert_eq!((name, best.median), ("fast", 3.0));
+    assert!((vs.unwrap() - 0.75).abs() < 1e-9, "{vs:?}");
+    assert!(best_peer(&rows[2]).is_none());
+    assert!((floor_share(&rows, &rows[0]).unwrap() - 0.75).abs() < 1e-9);
+    assert!((floor_share(&rows, &rows[2]).unwrap() - 0.95).abs() < 1e-9);
+    assert!(floor_share(&rows, &rows[6]).is_none());
+    // A floor row has no floor of its own.
+    assert!(floor_share(&rows, &rows[1]).is_none());
+}
+
+#[test]
+fn verdicts() {
+    let v = check(&rows());
+    let find = |row: &str, goal: &str| {
+        v.iter()
+            .find(|x| x.row == row && x.goal == goal)
+            .unwrap_or_else(|| panic!("no verdict {row} / {goal} in {v:#?}"))
+    };
+    assert_eq!(
+        find("pipe_pingpong", "ahead of ipc-channel").met,
+        Some(true)
+    );
+    assert_eq!(find("pipe_pingpong", "ahead of fast").met, Some(false));
+    assert_eq!(
+        find("spawn_join_fork", "ahead of procspawn").met,
+        Some(true)
+    );
+    let pp = find("pipe_pingpong", "<= 1.5x its floor's time");
+    assert_eq!(pp.met, Some(true));
+    assert!((pp.measured.unwrap() - 4.0 / 3.0).abs() < 1e-9);
+    assert_eq!(
+        find("shared_memory_block", ">= 0.90 of its floor").met,
+        Some(true)
+    );
+    let sj = find("spawn_join_fork", "<= 2.0x its floor's time");
+    assert_eq!((sj.met, sj.measured), (Some(false), Some(2.5)));
+    let ac = find("atomic_counter", ">= 0.80 of its floor");
+    assert_eq!((ac.met, ac.measured), (None, None));
+    // 3 peer verdicts and one per floor goal.
+    assert_eq!(v.len(), 3 + 4, "{v:#?}");
+}
+
+#[test]
+fn missing_rows_are_not_measured() {
+    let v = check(&[]);
+    assert_eq!(v.len(), 4, "one per named row, none for the peers: {v:#?}");
+    assert!(v.iter().all(|x| x.met.is_none()));
+    // A failed mp side: the peer's verdict has no figure.
+    let failed = row(
+        "pipe_pingpong",
+        Better::Lower,
+        None,
+        &[("ipc-channel", 15.0)],
+    );
+    let v = check(&[failed]);
+    assert_eq!(v[0].goal, "ahead of ipc-channel");
+    assert_eq!(v[0].met, None);
+}
