@@ -66,6 +66,8 @@ pub enum ErrorKind {
     Initializer,
     /// The authentication handshake failed.
     Authentication,
+    /// A server refused a new connection: it is at its connection cap.
+    Refused,
     /// A named object, block or key that does not exist.
     NotFound,
     /// A barrier was broken (aborted, reset, or a wait timed out).
@@ -338,6 +340,10 @@ impl From<mp_manager::Error> for Error {
             E::NotFound(_) | E::NoSuchObject(_) => ErrorKind::NotFound,
             E::WrongKind { .. } => ErrorKind::InvalidArgument,
             E::Codec(_) | E::Serialization(_) => ErrorKind::Serialization,
+            // The server is at its connection cap: it is there, but not for
+            // this client now.
+            E::TooManyConnections { .. } => ErrorKind::Refused,
+            E::Overflow(_) => ErrorKind::InvalidArgument,
             E::Process(p) => process_kind(p),
             E::Io(_) => ErrorKind::Io,
             _ => ErrorKind::Other,
