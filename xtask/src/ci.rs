@@ -48,6 +48,21 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             doc
         },
         {
+            // The `tracing` feature's events (crates/mp/tests/tracing.rs):
+            // a build of its own, since the feature changes mp-process.
+            let mut tracing = step(&[
+                "test",
+                "-p",
+                "multiprocess",
+                "--features",
+                "tracing",
+                "--test",
+                "tracing",
+            ]);
+            tracing.timeout = Some(TEST_TIMEOUT);
+            tracing
+        },
+        {
             // The lock word's protocol under loom (crates/mp-shm/src/lock/
             // loom_model.rs): its own target directory, since the cfg
             // changes every crate's build.

@@ -37,4 +37,7 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/guide/what-travels.md")]
     pub struct WhatTravels;
+
+    #[doc = include_str!("../../../docs/guide/seeing-what-mp-does.md")]
+    pub struct SeeingWhatMpDoes;
 }

@@ -25,8 +25,8 @@ pub const DEFAULT_MAX_REQUEST: u64 = 64 << 20;
 /// descriptors, so this also bounds the server's threads.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
-/// How often idle acceptor threads look at the shutdown flag; also the
-/// longest time one silent peer can hold an acceptor in its handshake.
+/// How often idle acceptor threads look at the shutdown flag. Handshakes
+/// run on mp-ipc's listener threads, so a silent peer holds no acceptor.
 const ACCEPT_SLICE: Duration = Duration::from_secs(1);
 
 /// How long a refusal may take to write: the peer just finished its
@@ -41,7 +41,8 @@ const REFUSAL_WRITE: Duration = Duration::from_millis(100);
 /// sides.
 const SETTLE_AFTER: Duration = Duration::from_micros(200);
 
-/// Acceptor threads: a peer that stalls its handshake holds only one.
+/// Acceptor threads: a refusal may wait up to `REFUSAL_WRITE` on a peer
+/// that does not read, and such a peer holds only one of them.
 const ACCEPTORS: usize = 4;
 
 /// One object the server holds.
@@ -388,13 +389,6 @@ struct Serving {
     uid: rustix::process::Uid,
 }
 
-impl Serving {
-    /// Whether the peer of a Unix connection runs as this server's user.
-    fn same_user(&self, conn: &Connection) -> bool {
-        rustix::net::sockopt::socket_peercred(conn).is_ok_and(|c| c.uid == self.uid)
-    }
-}
-
 /// Counts a connection as served until dropped.
 struct Served<'a>(&'a AtomicUsize);
 
@@ -415,16 +409,42 @@ fn accept_loop(listener: &Listener, server: &Arc<Serving>) {
     while !state.stop.load(Ordering::Acquire) {
         match listener.accept_timeout(ACCEPT_SLICE) {
             Ok(conn) => {
-                if server.options.same_user && server.local && !server.same_user(&conn) {
+                // Who is calling (Unix sockets only): for the user check,
+                // and for the events.
+                let cred = server
+                    .local
+                    .then(|| rustix::net::sockopt::socket_peercred(&conn).ok())
+                    .flatten();
+                if server.options.same_user
+                    && server.local
+                    && !cred.is_some_and(|c| c.uid == server.uid)
+                {
                     // Another user's process: closed without a word.
+                    mp_process::mp_event!(
+                        warn,
+                        pid = cred.map(|c| c.pid.as_raw_nonzero().get()),
+                        "manager refused a connection: another user"
+                    );
                     continue;
                 }
                 let limit = server.options.max_connections;
                 if state.live.fetch_add(1, Ordering::AcqRel) >= limit {
                     state.live.fetch_sub(1, Ordering::AcqRel);
+                    mp_process::mp_event!(
+                        warn,
+                        pid = cred.map(|c| c.pid.as_raw_nonzero().get()),
+                        limit,
+                        "manager refused a connection: too many connections"
+                    );
                     refuse(conn, limit);
                     continue;
                 }
+                mp_process::mp_event!(
+                    debug,
+                    pid = cred.map(|c| c.pid.as_raw_nonzero().get()),
+                    server = std::process::id(),
+                    "manager connection accepted"
+                );
                 // Handed to the thread; back here if it could not start.
                 let (tx, rx) = std::sync::mpsc::channel::<Connection>();
                 let s = server.clone();
@@ -434,6 +454,11 @@ fn accept_loop(listener: &Listener, server: &Arc<Serving>) {
                         let served = Served(&s.state.live);
                         if let Ok(conn) = rx.recv() {
                             serve_connection(conn, &s);
+                            mp_process::mp_event!(
+                                debug,
+                                pid = cred.map(|c| c.pid.as_raw_nonzero().get()),
+                                "manager connection closed"
+                            );
                         }
                         drop(served);
                     });
@@ -445,6 +470,11 @@ fn accept_loop(listener: &Listener, server: &Arc<Serving>) {
                         // Out of threads: refused like one over the cap,
                         // with the count served now; the server goes on.
                         let now = state.live.fetch_sub(1, Ordering::AcqRel) - 1;
+                        mp_process::mp_event!(
+                            warn,
+                            pid = cred.map(|c| c.pid.as_raw_nonzero().get()),
+                            "manager refused a connection: cannot start its thread"
+                        );
                         refuse(conn, now);
                         std::thread::sleep(Duration::from_millis(10));
                     }
@@ -454,7 +484,10 @@ fn accept_loop(listener: &Listener, server: &Arc<Serving>) {
             Err(mp_ipc::Error::Closed) => return,
             // A peer that failed authentication or sent garbage: only that
             // connection is lost.
-            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            Err(_e) => {
+                mp_process::mp_event!(warn, error = %_e, "manager accept failed");
+                std::thread::sleep(Duration::from_millis(1))
+            }
         }
     }
 }

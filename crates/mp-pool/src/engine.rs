@@ -848,6 +848,7 @@ impl Shared {
         if st.broken.is_some() {
             return;
         }
+        mp_process::mp_event!(error, error = %err, "process pool broken: the initializer failed");
         st.broken = Some(err.clone());
         let done = st.take_all(&err);
         self.after_completion(&mut st);
@@ -968,6 +969,7 @@ impl Supervisor {
 
     /// Breaks the pool with `e`: every unfinished task fails with it.
     fn fail_all(&mut self, e: Error) {
+        mp_process::mp_event!(error, error = %e, "process pool broken");
         let mut st = lock(&self.shared.state);
         for w in &mut st.workers {
             w.spawning = false;
@@ -1033,6 +1035,13 @@ impl Supervisor {
         process.start().map_err(|e| {
             Error::from_process(&e).rekind(ErrorKind::Process, "cannot start a worker")
         })?;
+        mp_process::mp_event!(
+            info,
+            pid = process.pid(),
+            slot,
+            generation,
+            "pool worker started"
+        );
         let outbox = Arc::new(Outbox {
             state: Mutex::new(OutboxState::default()),
             cv: Condvar::new(),
@@ -1094,6 +1103,17 @@ impl Supervisor {
         let reaped = reap(&mut w.process);
         let clean = reaped.is_ok();
         let status = reaped.err().flatten();
+        if clean {
+            mp_process::mp_event!(debug, pid = w.process.pid(), slot, "pool worker exited");
+        } else {
+            mp_process::mp_event!(
+                warn,
+                pid = w.process.pid(),
+                slot,
+                status = ?status,
+                "pool worker died"
+            );
+        }
         w.outbox.close();
         // A write blocked on the dead worker's full socket fails now.
         let _ = w.tx.shutdown(Shutdown::Write);
@@ -1153,6 +1173,12 @@ impl Supervisor {
                 "a process in the process pool was terminated abruptly while the future was running or pending",
             )
             .with_status(status);
+            mp_process::mp_event!(
+                error,
+                pid = w.process.pid(),
+                tasks = outstanding.len(),
+                "process pool broken: a worker died"
+            );
             st.broken = Some(err.clone());
             done.extend(
                 outstanding
@@ -1169,6 +1195,12 @@ impl Supervisor {
                 let t = it.next().expect("running implies outstanding");
                 let err = Error::new(ErrorKind::WorkerLost, "the worker running the task died")
                     .with_status(status);
+                mp_process::mp_event!(
+                    warn,
+                    pid = w.process.pid(),
+                    status = ?status,
+                    "task failed: the worker running it died"
+                );
                 done.push((t.sink, t.index, Err(err)));
             }
             for t in it.rev() {
@@ -1187,6 +1219,7 @@ impl Supervisor {
             }
         }
         if respawn {
+            mp_process::mp_event!(info, pid = w.process.pid(), slot, "replacing pool worker");
             if let Err(e) = self.spawn(slot) {
                 self.fail_all(e);
             }

@@ -198,6 +198,14 @@ impl Serving<'_> {
                         format!("the worker does not know function {fid}"),
                     )),
                 };
+                if let Err(_e) = &result {
+                    mp_process::mp_event!(
+                        warn,
+                        pid = std::process::id(),
+                        error = %_e,
+                        "task failed"
+                    );
+                }
                 self.out.result(&result, start.elapsed());
                 self.max_tasks.is_none_or(|m| self.started < m)
             }

@@ -343,10 +343,19 @@ fn start_handshake(shared: &Arc<Shared>, fd: OwnedFd) -> Option<JoinHandle<()>> 
 /// its deadline.
 fn handshake(shared: &Shared, id: u64, mut conn: Connection, deadline: Instant) {
     let key = &shared.key;
-    let ok = auth::deliver_challenge(&mut conn, key, deadline)
-        .and_then(|()| auth::answer_challenge(&mut conn, key, deadline))
-        .is_ok();
-    finish(shared, id, ok.then_some(conn));
+    let result = auth::deliver_challenge(&mut conn, key, deadline)
+        .and_then(|()| auth::answer_challenge(&mut conn, key, deadline));
+    if let Err(_e) = &result {
+        mp_process::mp_event!(
+            warn,
+            pid = rustix::net::sockopt::socket_peercred(&conn)
+                .ok()
+                .map(|c| c.pid.as_raw_nonzero().get()),
+            error = %_e,
+            "listener dropped a peer: its handshake failed"
+        );
+    }
+    finish(shared, id, result.is_ok().then_some(conn));
 }
 
 /// A handshake thread's end: its slot is free; an authenticated connection
