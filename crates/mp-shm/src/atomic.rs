@@ -45,6 +45,23 @@ macro_rules! shared_atomic {
                 unsafe { <$std>::from_ptr(self.region.payload().cast()) }
             }
 
+            /// The std atomic in shared memory, borrowed for as long as
+            /// this handle lives: every method of std's type, those this
+            /// handle does not repeat too (`fetch_update`, `as_ptr`).
+            ///
+            /// ```
+            /// use std::sync::atomic::Ordering::Relaxed;
+            #[doc = concat!("let counter = mp_shm::", stringify!($name), "::new(0).unwrap();")]
+            /// let a = counter.as_std();
+            /// for _ in 0..1000 {
+            ///     a.fetch_add(1, Relaxed);
+            /// }
+            /// assert_eq!(counter.load(Relaxed), 1000);
+            /// ```
+            pub fn as_std(&self) -> &$std {
+                self.get()
+            }
+
             /// Loads the value.
             pub fn load(&self, order: Ordering) -> $int {
                 self.get().load(order)
