@@ -636,7 +636,11 @@ impl Handle {
         }
     }
 
-    fn put<T: Serialize>(&self, item: T, deadline: Option<Instant>) -> Result<(), PutError<T>> {
+    fn put<T: Serialize + DeserializeOwned>(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), PutError<T>> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(PutError::Closed(item));
         }
@@ -796,7 +800,15 @@ enum EncodeError {
     Io(std::io::Error),
 }
 
-fn encode<T: Serialize>(item: &T, inline_max: usize) -> Result<Msg, EncodeError> {
+/// Encodes a queue item: into a ring record when it fits, else a socket
+/// message (inline or in a memfd). Debug builds refuse here, at the
+/// sender, an item postcard cannot decode (`check_sent`).
+fn encode<T: Serialize + DeserializeOwned>(
+    item: &T,
+    inline_max: usize,
+) -> Result<Msg, EncodeError> {
+    let checked =
+        |payload: &[u8]| mp_process::codec::check_sent::<T>(payload).map_err(EncodeError::Encode);
     let enc = |e: postcard::Error| EncodeError::Encode(mp_process::codec::encode_failed(item, e));
     let size = postcard::experimental::serialized_size(item).map_err(enc)?;
     if size <= RING_ITEM_MAX {
@@ -810,6 +822,7 @@ fn encode<T: Serialize>(item: &T, inline_max: usize) -> Result<Msg, EncodeError>
                 "its size changed between two encodings (a Serialize that is not deterministic)",
             )));
         }
+        checked(&rec[8..])?;
         rec[..8].copy_from_slice(&ring::header(KIND_INLINE, len).to_le_bytes());
         rec.resize(8 + len.next_multiple_of(8), 0);
         return Ok(Msg::Ring(rec));
@@ -818,6 +831,7 @@ fn encode<T: Serialize>(item: &T, inline_max: usize) -> Result<Msg, EncodeError>
     let mut buf = Vec::with_capacity(9 + size);
     buf.extend_from_slice(&[TAG_INLINE, 0, 0, 0, 0, 0, 0, 0, 0]);
     let bytes = postcard::to_extend(item, buf).map_err(enc)?;
+    checked(&bytes[9..])?;
     if bytes.len() - 9 <= inline_max {
         return Ok(Msg::Sock { bytes, fd: None });
     }

@@ -18,7 +18,17 @@ use crate::error::Error;
 use crate::protocol::{Micros, Num, NumKind, Op, Request, Response};
 
 /// Encodes a value the way the server stores it; a failure names the type.
-pub(crate) fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
+/// Debug builds refuse here a value that postcard cannot decode, before the
+/// server stores it for a reader that could not read it (`check_sent`).
+pub(crate) fn encode<T: Serialize + DeserializeOwned>(v: &T) -> Result<Vec<u8>, Error> {
+    let bytes = mp_process::codec::encode(v).map_err(Error::Codec)?;
+    mp_process::codec::check_sent::<T>(&bytes).map_err(Error::Codec)?;
+    Ok(bytes)
+}
+
+/// [`encode`] of a value whose reader picks its own type (a namespace's
+/// attributes, a registered value): nothing to check against at the sender.
+pub(crate) fn encode_untyped<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
     mp_process::codec::encode(v).map_err(Error::Codec)
 }
 
@@ -984,7 +994,10 @@ impl NamespaceProxy {
 
     /// Sets the attribute `name`.
     pub fn set<T: Serialize>(&self, name: &str, value: &T) -> Result<(), Error> {
-        done(self.h.quick(Op::AttrSet(name.to_owned(), encode(value)?))?)
+        done(
+            self.h
+                .quick(Op::AttrSet(name.to_owned(), encode_untyped(value)?))?,
+        )
     }
 
     /// Deletes the attribute `name`; a missing one is [`Error::NotFound`].

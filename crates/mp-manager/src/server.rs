@@ -288,7 +288,7 @@ impl Server {
 
     /// Registers a value under `name`.
     pub fn register_value<T: Serialize>(&self, name: &str, value: T) -> Result<(), Error> {
-        self.register(name, Kind::Value(crate::proxy::encode(&value)?))
+        self.register(name, Kind::Value(crate::proxy::encode_untyped(&value)?))
     }
 
     /// Registers a queue (0: unbounded) under `name`.

@@ -49,7 +49,7 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
-    let (args, fds) = crate::front::encode_task(|| Ok(mp_process::encode(&args)?))?;
+    let (args, fds) = crate::front::encode_task::<A>(|| Ok(mp_process::encode(&args)?))?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(1, cell.clone(), None, b.callbacks());
     let sink: Arc<dyn Sink> = gather;

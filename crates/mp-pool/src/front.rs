@@ -54,11 +54,14 @@ fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
 /// Encodes a task's argument with `encode`, and collects the descriptors
 /// of the `SharedFd`s in it (a queue, a pipe, shared memory, a lock),
 /// which travel beside the bytes: so a task can take what a process can.
-pub(crate) fn encode_task(
+pub(crate) fn encode_task<T: DeserializeOwned>(
     encode: impl FnOnce() -> Result<Vec<u8>, Error>,
 ) -> Result<(Vec<u8>, Vec<OwnedFd>), Error> {
     let (bytes, fds) = SharedFd::collect(encode);
     let bytes = bytes?;
+    // Refused here, in debug builds, rather than by the worker.
+    mp_process::codec::check_sent::<T>(&bytes)
+        .map_err(|e| Error::codec("cannot send the task's argument", e))?;
     if fds.len() > mp_process::MAX_FDS_PER_MESSAGE {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -97,7 +100,7 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
-    let (args, fds) = encode_task(|| encode(&args))?;
+    let (args, fds) = encode_task::<A>(|| encode(&args))?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(1, cell.clone(), done, b.callbacks());
     let make = || Function::new(f).map(|f| f.raw().clone());
@@ -183,7 +186,7 @@ where
     let mut last_len = 0;
     for (index, chunk) in items.chunks(chunksize).enumerate() {
         // Chunks are alike: each is about as large as the one before.
-        let (args, fds) = encode_task(|| encode_items(chunk, last_len + last_len / 8))?;
+        let (args, fds) = encode_task::<Vec<A>>(|| encode_items(chunk, last_len + last_len / 8))?;
         last_len = args.len();
         batch_bytes += args.len();
         batch.push(Job {

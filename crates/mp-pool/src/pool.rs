@@ -71,7 +71,8 @@ impl PoolBuilder {
             crate::front::raw_of(f)
                 .map_err(Error::from)
                 .and_then(|func| {
-                    let (args, fds) = crate::front::encode_task(|| Ok(mp_process::encode(&args)?))?;
+                    let (args, fds) =
+                        crate::front::encode_task::<A>(|| Ok(mp_process::encode(&args)?))?;
                     Ok(Init {
                         func,
                         args,

@@ -184,7 +184,7 @@ pub(crate) fn call<F, A, R>(f: F, args: &[u8]) -> Outcome
 where
     F: Fn(A) -> R,
     A: DeserializeOwned,
-    R: Serialize,
+    R: Serialize + DeserializeOwned,
 {
     match crate::codec::decode::<A>(args) {
         Ok(a) => run_caught(move || f(a)),
@@ -195,9 +195,11 @@ where
 }
 
 /// Runs `f`, catching a panic, and encodes its result.
-pub(crate) fn run_caught<R: Serialize>(f: impl FnOnce() -> R) -> Outcome {
+pub(crate) fn run_caught<R: Serialize + DeserializeOwned>(f: impl FnOnce() -> R) -> Outcome {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => match crate::codec::encode(&r) {
+        Ok(r) => match crate::codec::encode(&r)
+            .and_then(|b| crate::codec::check_sent::<R>(&b).map(|()| b))
+        {
             Ok(bytes) => Outcome::Ok(bytes),
             Err(e) => Outcome::Failed(ChildFailure::Serialization(format!(
                 "cannot encode the result in the child: {e}"

@@ -123,6 +123,54 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     postcard::to_stdvec(value).map_err(|e| encode_failed(value, e))
 }
 
+/// Refuses, at the sender, a value postcard encoded into `bytes` but cannot
+/// decode as a `T` (its `Deserialize` calls `deserialize_any`), in builds
+/// with debug assertions: there every send of mp's typed channels (queue
+/// items, pipe messages, process and pool arguments and results, managed
+/// values) decodes its bytes once more before they leave, so the mistake
+/// shows where it was made, with the type and the way out. Release builds
+/// skip the check, as Rust skips overflow checks, and the receiver refuses
+/// such an item instead, keeping its bytes ([`CodecError::bytes`]): a
+/// trial decode per send would double the cost of every small message.
+///
+/// The trial runs with no descriptors to hand out, so a value that carries
+/// handles (queues, shared memory, locks, connections) stops at its first
+/// handle: the check covers the part of the value before it, the receiver
+/// the rest. Only `deserialize_any` refusals count; any other failure is
+/// the receiver's to report.
+///
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// #[serde(untagged)]
+/// enum Either { Num(u32), Text(String) }
+///
+/// let bytes = mp_process::encode(&Either::Num(1)).unwrap();
+/// let checked = mp_process::codec::check_sent::<Either>(&bytes);
+/// if cfg!(debug_assertions) {
+///     let err = checked.unwrap_err();
+///     assert!(!err.is_decode());
+///     assert!(err.reason().contains("SelfDescribing"));
+/// } else {
+///     assert!(checked.is_ok());
+/// }
+/// assert!(mp_process::codec::check_sent::<u32>(&mp_process::encode(&7u32).unwrap()).is_ok());
+/// ```
+pub fn check_sent<T: DeserializeOwned>(bytes: &[u8]) -> Result<(), CodecError> {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    crate::fdpass::SharedFd::receive(Vec::new(), || match postcard::take_from_bytes::<T>(bytes) {
+        Err(e @ postcard::Error::WontImplement) => {
+            let reason = decode_failed::<T>(bytes, e).reason;
+            Err(CodecError::encode(
+                std::any::type_name::<T>(),
+                format!("postcard can encode it but not decode it: {reason}"),
+            ))
+        }
+        _ => Ok(()),
+    })
+}
+
 /// Decodes a whole `T` from `bytes` (made by [`encode`]); bytes left over
 /// after the value are an error, since they mean the sender encoded
 /// another type.

@@ -96,9 +96,11 @@
 //! postcard cannot encode is refused before the child starts; one it
 //! cannot decode (a type whose `Deserialize` calls `deserialize_any`:
 //! `serde_json::Value`, untagged and flattened enums) is an
-//! [`ErrorKind::Serialization`] error that names the type and says why, and
-//! a result that does not decode keeps its bytes
-//! ([`Error::codec_error`]). Wrap such values in [`SelfDescribing`].
+//! [`ErrorKind::Serialization`] error that names the type and says why: at
+//! `start` (or in the child, for a result) in builds with debug assertions
+//! ([`codec::check_sent`]), else where it is decoded, and a result that
+//! does not decode keeps its bytes ([`Error::codec_error`]). Wrap such
+//! values in [`SelfDescribing`].
 //!
 //! # Platform support
 //!

@@ -138,7 +138,10 @@ where
         let target = Target::Entry {
             entry: sys::entry_of::<F, A, R>(),
             name: std::any::type_name::<F>(),
-            args: match crate::fdpass::collect(|| crate::codec::encode(&args)) {
+            args: match crate::fdpass::collect(|| {
+                crate::codec::encode(&args)
+                    .and_then(|b| crate::codec::check_sent::<A>(&b).map(|()| b))
+            }) {
                 (Ok(bytes), fds) => Ok((bytes, fds)),
                 (Err(e), _) => Err(e),
             },

@@ -1,5 +1,6 @@
 //! The codec through queues and pipes, across processes: a value postcard
-//! cannot decode comes back as an error that names its type and holds its
+//! cannot decode is refused at a typed queue's sender in debug builds, and
+//! otherwise comes back as an error that names its type and holds its
 //! bytes (nothing is lost); one it cannot encode is refused at the sender,
 //! the value handed back; `SelfDescribing` carries them intact.
 
@@ -20,13 +21,40 @@ fn assert_named_with_bytes(c: &CodecError, type_end: &str, sent: &[u8]) {
     assert_eq!(c.bytes(), Some(sent), "the item's bytes come back");
 }
 
+/// A refusal at the sender, as debug builds give it (`check_sent`): the
+/// item handed back, the type named, the way out said.
+fn assert_refused_at_sender<T: std::fmt::Debug + PartialEq>(
+    r: Result<(), PutError<T>>,
+    item: &T,
+    type_end: &str,
+) {
+    match r {
+        Err(PutError::Encode(back, c)) => {
+            assert_eq!(&back, item, "the item comes back");
+            assert!(!c.is_decode(), "{c}");
+            assert!(c.type_name().ends_with(type_end), "{c}");
+            assert!(c.reason().contains("deserialize_any"), "{c}");
+            assert!(c.reason().contains("SelfDescribing"), "{c}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 fn put_plain((q, wq): (Queue<Value>, Queue<SelfDescribing<Value>>)) {
-    q.put(json()).unwrap();
+    let r = q.put(json());
+    if cfg!(debug_assertions) {
+        assert_refused_at_sender(r, &json(), VALUE);
+    } else {
+        r.unwrap();
+    }
     wq.put(SelfDescribing(json())).unwrap();
 }
 
+/// Debug builds refuse a plain `Value` at `put`, in the child that puts
+/// it; release builds let it through and the receiver refuses it, with
+/// its bytes. Wrapped, it arrives intact either way.
 #[test]
-fn queue_plain_values_come_back_as_bytes_wrapped_ones_intact() {
+fn queue_plain_values_are_refused_wrapped_ones_arrive_intact() {
     let sent = mp_process::encode(&json()).unwrap();
     for m in METHODS {
         let q: Queue<Value> = Queue::new().unwrap();
@@ -34,11 +62,16 @@ fn queue_plain_values_come_back_as_bytes_wrapped_ones_intact() {
         let mut p = Process::new(put_plain, (q.clone(), wq.clone())).start_method(m);
         p.start().unwrap();
         p.join_timeout(GENEROUS).unwrap();
+        assert_eq!(wq.get_timeout(GENEROUS).unwrap().0, json(), "{m}");
+        if cfg!(debug_assertions) {
+            assert_eq!(q.qsize(), 0, "{m}: nothing half-sent");
+            assert_refused_at_sender(q.put(json()), &json(), VALUE);
+            continue;
+        }
         match q.get_timeout(GENEROUS) {
             Err(GetError::Decode(c)) => assert_named_with_bytes(&c, VALUE, &sent),
             other => panic!("{m}: {other:?}"),
         }
-        assert_eq!(wq.get_timeout(GENEROUS).unwrap().0, json(), "{m}");
         // The queue works on after the failure: taken, each time, with
         // its bytes.
         assert_eq!(q.qsize(), 0);
@@ -74,18 +107,30 @@ fn queue_refuses_what_postcard_cannot_encode_and_gives_it_back() {
 }
 
 fn put_untagged((q, j): (SimpleQueue<Untagged>, JoinableQueue<Untagged>)) {
-    q.put(Untagged::Text("t".into())).unwrap();
-    j.put(Untagged::Num(5)).unwrap();
+    let (t, n) = (Untagged::Text("t".into()), Untagged::Num(5));
+    if cfg!(debug_assertions) {
+        assert_refused_at_sender(q.put(t.clone()), &t, "Untagged");
+        assert_refused_at_sender(j.put(n.clone()), &n, "Untagged");
+    } else {
+        q.put(t).unwrap();
+        j.put(n).unwrap();
+    }
 }
 
 #[test]
-fn simple_and_joinable_queues_give_the_bytes_back() {
+fn simple_and_joinable_queues_refuse_or_give_the_bytes_back() {
     for m in METHODS {
         let q: SimpleQueue<Untagged> = SimpleQueue::new().unwrap();
         let j: JoinableQueue<Untagged> = JoinableQueue::new().unwrap();
         let mut p = Process::new(put_untagged, (q.clone(), j.clone())).start_method(m);
         p.start().unwrap();
         p.join_timeout(GENEROUS).unwrap();
+        if cfg!(debug_assertions) {
+            // Refused at the sender: nothing queued, nothing unfinished.
+            assert_eq!(j.unfinished_tasks(), 0, "{m}");
+            assert!(q.empty(), "{m}");
+            continue;
+        }
         let sent = mp_process::encode(&Untagged::Text("t".into())).unwrap();
         match q.get_timeout(GENEROUS) {
             Err(GetError::Decode(c)) => assert_named_with_bytes(&c, "Untagged", &sent),

@@ -1,6 +1,7 @@
 //! The codec through proxies: a managed value or queue of a type postcard
-//! cannot decode gives an error that names the type and holds the bytes
-//! (the value stays on the server; a queue item comes back as bytes); one
+//! cannot decode is refused at the proxy in debug builds, and otherwise
+//! gives an error that names the type and holds the bytes (the value stays
+//! on the server; a queue item comes back as bytes); one
 //! it cannot encode is refused here; `SelfDescribing` carries them.
 
 use mp_manager::{Error, Manager, QueueProxy, ValueProxy};
@@ -18,12 +19,22 @@ fn codec(r: Result<impl std::fmt::Debug, Error>) -> CodecError {
 }
 
 fn put_from_child((q, w): (QueueProxy<Value>, QueueProxy<SelfDescribing<Untagged>>)) {
-    q.put(&json()).unwrap();
+    let r = q.put(&json());
+    if cfg!(debug_assertions) {
+        // Refused at the sender (`check_sent`): nothing reaches the server.
+        let c = codec(r);
+        assert!(!c.is_decode() && c.type_name() == VALUE, "{c}");
+        assert!(c.reason().contains("SelfDescribing"), "{c}");
+    } else {
+        r.unwrap();
+    }
     w.put(&SelfDescribing(Untagged::Text("u".into()))).unwrap();
 }
 
+/// Debug builds refuse a plain `Value` at the proxy's `put`; release builds
+/// store it, and the reader gets its bytes back.
 #[test]
-fn a_managed_queue_gives_back_the_bytes_of_what_it_cannot_decode() {
+fn a_managed_queue_refuses_or_gives_back_the_bytes_of_what_it_cannot_decode() {
     let m = Manager::start().unwrap();
     let sent = mp_process::encode(&json()).unwrap();
     for method in METHODS {
@@ -32,6 +43,11 @@ fn a_managed_queue_gives_back_the_bytes_of_what_it_cannot_decode() {
         let mut p = Process::new(put_from_child, (q.clone(), w.clone())).start_method(method);
         p.start().unwrap();
         p.join().unwrap();
+        assert_eq!(w.get().unwrap().0, Untagged::Text("u".into()), "{method}");
+        if cfg!(debug_assertions) {
+            assert_eq!(q.qsize().unwrap(), 0, "{method}");
+            continue;
+        }
         assert_eq!(q.qsize().unwrap(), 1);
         let c = codec(q.get());
         assert!(c.is_decode() && c.type_name() == VALUE, "{c}");
@@ -41,7 +57,6 @@ fn a_managed_queue_gives_back_the_bytes_of_what_it_cannot_decode() {
             Some(&sent[..]),
             "{method}: the item's bytes come back"
         );
-        assert_eq!(w.get().unwrap().0, Untagged::Text("u".into()), "{method}");
     }
 }
 
@@ -50,19 +65,28 @@ fn read_value(v: ValueProxy<SelfDescribing<Value>>) -> SelfDescribing<Value> {
 }
 
 #[test]
-fn a_managed_value_stays_on_the_server_when_it_does_not_decode() {
+fn a_managed_value_is_refused_or_stays_on_the_server_when_it_does_not_decode() {
     let m = Manager::start().unwrap();
-    let v = m.value(json()).unwrap();
-    for _ in 0..2 {
-        let c = codec(v.get());
-        assert!(
-            c.type_name() == VALUE && c.reason().contains("deserialize_any"),
-            "{c}"
-        );
-        assert_eq!(c.bytes(), Some(&mp_process::encode(&json()).unwrap()[..]));
+    if cfg!(debug_assertions) {
+        // Refused before the server stores it.
+        let c = codec(m.value(json()));
+        assert!(!c.is_decode() && c.type_name() == VALUE, "{c}");
+        assert!(c.reason().contains("deserialize_any"), "{c}");
+        let c = codec(m.value(Untagged::Num(1)));
+        assert!(c.type_name().ends_with("Untagged"), "{c}");
+    } else {
+        let v = m.value(json()).unwrap();
+        for _ in 0..2 {
+            let c = codec(v.get());
+            assert!(
+                c.type_name() == VALUE && c.reason().contains("deserialize_any"),
+                "{c}"
+            );
+            assert_eq!(c.bytes(), Some(&mp_process::encode(&json()).unwrap()[..]));
+        }
+        let u = m.value(Untagged::Num(1)).unwrap();
+        assert!(codec(u.get()).type_name().ends_with("Untagged"));
     }
-    let u = m.value(Untagged::Num(1)).unwrap();
-    assert!(codec(u.get()).type_name().ends_with("Untagged"));
 
     let w = m.value(SelfDescribing(json())).unwrap();
     for method in METHODS {

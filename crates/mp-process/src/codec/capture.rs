@@ -227,35 +227,27 @@ impl ser::SerializeMap for Null {
     }
 }
 
-impl ser::SerializeStruct for Null {
-    type Ok = ();
-    type Error = Caught;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<(), Caught> {
-        v.serialize(Null)
-    }
-    fn end(self) -> Result<(), Caught> {
-        Ok(())
-    }
+/// The two struct forms, whose fields carry their names: the same nothing.
+macro_rules! null_struct {
+    ($($t:ident),* $(,)?) => {$(
+        impl ser::$t for Null {
+            type Ok = ();
+            type Error = Caught;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _: &'static str,
+                v: &T,
+            ) -> Result<(), Caught> {
+                v.serialize(Null)
+            }
+            fn end(self) -> Result<(), Caught> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Null {
-    type Ok = ();
-    type Error = Caught;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<(), Caught> {
-        v.serialize(Null)
-    }
-    fn end(self) -> Result<(), Caught> {
-        Ok(())
-    }
-}
+null_struct!(SerializeStruct, SerializeStructVariant);
 
 // ----- the deserializer wrapper -----
 

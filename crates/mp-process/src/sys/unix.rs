@@ -584,14 +584,14 @@ pub(crate) fn entry_of<F, A, R>() -> EntryFn
 where
     F: Fn(A) -> R + Copy + 'static,
     A: serde::de::DeserializeOwned + 'static,
-    R: serde::Serialize + 'static,
+    R: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     let () = Nameable::<F>::CHECK;
     fn trampoline<F, A, R>(args: &[u8]) -> crate::wire::Outcome
     where
         F: Fn(A) -> R + Copy + 'static,
         A: serde::de::DeserializeOwned + 'static,
-        R: serde::Serialize + 'static,
+        R: serde::Serialize + serde::de::DeserializeOwned + 'static,
     {
         // SAFETY: F is Copy, and zero-sized as `conjure` asserts at compile
         // time: a fn item or a closure that captures nothing.
