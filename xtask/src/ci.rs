@@ -63,6 +63,28 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             tracing
         },
         {
+            // The codec's receiver side: release builds skip the sender's
+            // trial decode (`check_sent`), so what postcard cannot decode
+            // reaches the receiver there, which must keep its bytes.
+            let mut codec = step(&[
+                "test",
+                "--release",
+                "-p",
+                "mp-process",
+                "-p",
+                "mp-ipc",
+                "-p",
+                "mp-pool",
+                "-p",
+                "mp-manager",
+                "--test",
+                "it",
+                "codec",
+            ]);
+            codec.timeout = Some(TEST_TIMEOUT);
+            codec
+        },
+        {
             // The lock word's protocol under loom (crates/mp-shm/src/lock/
             // loom_model.rs): its own target directory, since the cfg
             // changes every crate's build.
