@@ -91,3 +91,28 @@ pub fn kill(pid: u32, sig: i32) {
         .status();
     assert!(status.is_ok_and(|s| s.success()), "kill -{sig} {pid}");
 }
+
+/// Runs the one test `test` of this test binary again, in a process of its
+/// own whose environment has `RUST_BACKTRACE` set to `backtrace` (or unset)
+/// and `flag` set to the same value (`"off"` for unset), and asserts that it
+/// passed. For a test about what children inherit from the environment:
+/// the other half of the test, run this way, reads `flag` and checks, and
+/// this process's environment never changes under its other threads.
+#[allow(clippy::disallowed_methods)] // This test binary again, under an environment of its own: not a child of mp's.
+pub fn run_again(test: &str, flag: &str, backtrace: Option<&str>) {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--test-threads=1"])
+        .env(flag, backtrace.unwrap_or("off"))
+        .env_remove("RUST_LIB_BACKTRACE");
+    match backtrace {
+        Some(v) => cmd.env("RUST_BACKTRACE", v),
+        None => cmd.env_remove("RUST_BACKTRACE"),
+    };
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

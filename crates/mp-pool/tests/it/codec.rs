@@ -8,6 +8,7 @@
 use mp_pool::{ErrorKind, Pool, ProcessPoolExecutor};
 use mp_process::SelfDescribing;
 use mp_test_helpers::codec::{Flat, REFUSES, Refuses, Untagged, VALUE, flat, json};
+use mp_test_helpers::run_again;
 use serde_json::Value;
 
 use crate::{METHODS, inc, pool_with, shared};
@@ -157,29 +158,10 @@ fn panics_deep(n: u32) -> u32 {
 /// Set when this test binary runs again for `a_task_panic_carries_the_workers_backtrace`.
 const AGAIN: &str = "MP_POOL_TEST_BACKTRACE";
 
-#[allow(clippy::disallowed_methods)] // This test binary again, under an environment of its own: not a child of mp's.
-fn run_again(bt: Option<&str>) {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["codec::backtrace_in_workers", "--exact", "--test-threads=1"])
-        .env(AGAIN, bt.unwrap_or("off"))
-        .env_remove("RUST_LIB_BACKTRACE");
-    match bt {
-        Some(v) => cmd.env("RUST_BACKTRACE", v),
-        None => cmd.env_remove("RUST_BACKTRACE"),
-    };
-    let out = cmd.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn a_task_panic_carries_the_workers_backtrace() {
-    run_again(Some("1"));
-    run_again(None);
+    run_again("codec::backtrace_in_workers", AGAIN, Some("1"));
+    run_again("codec::backtrace_in_workers", AGAIN, None);
 }
 
 /// The other half of `a_task_panic_carries_the_workers_backtrace` (does

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use mp_process::{ErrorKind, Process, SelfDescribing, StartMethod};
+use mp_test_helpers::run_again;
 use serde::{Deserialize, Serialize};
 
 use crate::{METHODS, shared};
@@ -207,33 +208,10 @@ fn panics_deep(n: u32) -> u32 {
 /// `a_child_panic_carries_its_backtrace`, with the wanted `RUST_BACKTRACE`.
 const AGAIN: &str = "MP_PROCESS_TEST_BACKTRACE";
 
-/// Runs this test binary again for `test`, with `RUST_BACKTRACE` set to
-/// `bt` or removed: the environment of every child (forked, spawned, of
-/// the fork server) is then that one, without changing this process's
-/// environment under its other threads.
-#[allow(clippy::disallowed_methods)] // This test binary again, under an environment of its own: not a child of mp's.
-fn run_again(test: &str, bt: Option<&str>) {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--test-threads=1"])
-        .env(AGAIN, bt.unwrap_or("off"))
-        .env_remove("RUST_LIB_BACKTRACE");
-    match bt {
-        Some(v) => cmd.env("RUST_BACKTRACE", v),
-        None => cmd.env_remove("RUST_BACKTRACE"),
-    };
-    let out = cmd.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn a_child_panic_carries_its_backtrace() {
-    run_again("codec::backtrace_in_children", Some("1"));
-    run_again("codec::backtrace_in_children", None);
+    run_again("codec::backtrace_in_children", AGAIN, Some("1"));
+    run_again("codec::backtrace_in_children", AGAIN, None);
 }
 
 /// The other half of `a_child_panic_carries_its_backtrace` (does nothing
