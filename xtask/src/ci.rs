@@ -27,6 +27,7 @@ fn step(args: &[&str]) -> Step {
 }
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
+    forget_packaged_sources();
     let mut steps = vec![
         step(&["fmt", "--all", "--", "--check"]),
         step(&[
@@ -152,6 +153,30 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
 /// Kills processes of this workspace's build outputs that outlived their
 /// step: a child a test failed to reap (its parent gone) would otherwise
 /// hold CI's output pipe open. Each one is reported: it is a leak to fix.
+/// Removes what `cargo package --workspace` unpacked of this workspace's
+/// own packages under `$CARGO_HOME/registry/src`: the verification builds
+/// each package against the others' packed copies, unpacked into a
+/// directory named after the (path-keyed, so unnamed: `-HASH`) local
+/// registry, and cargo reuses an unpacked copy of the same version without
+/// looking at its contents. The copies a previous run left (same version,
+/// older code) then fail the build with errors of code long gone.
+fn forget_packaged_sources() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(dirs) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        if d.file_name().to_string_lossy().starts_with('-') {
+            let _ = std::fs::remove_dir_all(d.path());
+        }
+    }
+}
+
 fn sweep_strays(root: &Path) {
     let target = root.join("target");
     let me = std::process::id();
