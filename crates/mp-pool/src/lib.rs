@@ -80,6 +80,7 @@ mod engine;
 mod error;
 mod executor;
 mod front;
+mod limits;
 mod pool;
 #[doc(hidden)] // the hook for mp-mpi's pool, not user API
 pub mod remote;
@@ -94,6 +95,7 @@ pub use executor::{
     ThreadPoolExecutor, as_completed, wait,
 };
 pub use front::TaskPool;
+pub use limits::{Limits, hard_time_left, soft_limit_passed, time_left};
 pub use pool::{Pool, PoolBuilder};
 pub use result::{AsyncResult, ImapIter};
 #[doc(hidden)]
