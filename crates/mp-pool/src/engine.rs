@@ -1056,6 +1056,9 @@ impl Supervisor {
             .daemon(true)
             .name(name)
             .start_method(method);
+        if let Some(bytes) = cfg.limits.memory_limit {
+            process = process.memory_limit(bytes);
+        }
         process.start().map_err(|e| {
             Error::from_process(&e).rekind(ErrorKind::Process, "cannot start a worker")
         })?;

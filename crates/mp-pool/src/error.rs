@@ -38,6 +38,7 @@ pub struct Error {
 #[derive(Clone, Copy, Debug)]
 enum Hit {
     Time { limit: Duration, elapsed: Duration },
+    Memory { limit: u64 },
 }
 
 /// What kind of failure an [`Error`] is.
@@ -85,8 +86,10 @@ pub enum ErrorKind {
     /// [`Error::elapsed`]. No other task is affected (an executor does not
     /// break).
     TimeLimit,
-    /// The task's worker reached its memory cap: an allocation failed and
-    /// the worker was replaced.
+    /// The task's worker reached its memory cap
+    /// ([`PoolBuilder::memory_limit`](crate::PoolBuilder::memory_limit)):
+    /// an allocation failed and the worker was replaced. See
+    /// [`Error::memory_limit`].
     MemoryLimit,
     /// Workers died faster than the restart limit allows (a crashing
     /// initializer, a library that crashes as it loads): the pool stopped
@@ -114,6 +117,19 @@ impl Error {
                 ErrorKind::TimeLimit,
                 format!(
                     "the task ran past its time limit of {limit:?} (stopped after {elapsed:?}); its worker was replaced"
+                ),
+            )
+        }
+    }
+
+    /// An [`ErrorKind::MemoryLimit`] error.
+    pub(crate) fn memory_limit_hit(limit: u64) -> Error {
+        Error {
+            hit: Some(Box::new(Hit::Memory { limit })),
+            ..Error::new(
+                ErrorKind::MemoryLimit,
+                format!(
+                    "the task's worker reached its memory limit of {limit} bytes (an allocation failed); the worker was replaced"
                 ),
             )
         }
@@ -220,6 +236,15 @@ impl Error {
     pub fn elapsed(&self) -> Option<Duration> {
         match self.hit.as_deref() {
             Some(Hit::Time { elapsed, .. }) => Some(*elapsed),
+            _ => None,
+        }
+    }
+
+    /// The memory limit in bytes the task's worker reached, for
+    /// [`ErrorKind::MemoryLimit`].
+    pub fn memory_limit(&self) -> Option<u64> {
+        match self.hit.as_deref() {
+            Some(Hit::Memory { limit }) => Some(*limit),
             _ => None,
         }
     }

@@ -192,6 +192,14 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Caps each worker's memory, as [`PoolBuilder::memory_limit`]: a task
+    /// past it fails with [`ErrorKind::MemoryLimit`] and the executor does
+    /// not break.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.inner = self.inner.memory_limit(bytes);
+        self
+    }
+
     /// Recycles a worker whose resident set is above `bytes` after a task,
     /// as [`PoolBuilder::max_memory_per_child`].
     pub fn max_memory_per_child(mut self, bytes: u64) -> Self {

@@ -357,19 +357,17 @@ impl PoolLimits {
     pub(crate) fn worker_memory(&self) -> WorkerMemory {
         WorkerMemory {
             recycle_above: self.max_memory_per_child,
-            cap: self.memory_limit,
         }
     }
 }
 
-/// A worker's memory settings, sent with its arguments.
+/// A worker's memory settings, sent with its arguments (the cap,
+/// `memory_limit`, is the worker process's own: `Process::memory_limit`).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WorkerMemory {
     /// `max_memory_per_child`: after a task, exit (cleanly) if the
     /// resident set is above this.
     pub(crate) recycle_above: Option<u64>,
-    /// `memory_limit`: the cap set on the worker.
-    pub(crate) cap: Option<u64>,
 }
 
 impl WorkerMemory {

@@ -157,6 +157,20 @@ impl PoolBuilder {
         self
     }
 
+    /// Caps each worker's memory at `bytes`: RLIMIT_DATA (the heap and
+    /// private writable mappings; see
+    /// [`Process::memory_limit`](mp_process::Process::memory_limit)), set
+    /// in the worker as it starts. A task whose allocation fails past it
+    /// fails with [`ErrorKind::MemoryLimit`]; its worker is replaced and
+    /// the pool goes on (an executor does not break). Under fork the count
+    /// includes the heap the worker inherited from this process. (A cgroup
+    /// v2 `memory.max` per worker, which would count the page cache and
+    /// kill instead, is not used: it needs a delegated cgroup.)
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory_limit = Some(bytes);
+        self
+    }
+
     /// The engine's settings; `executor`: CPython's executor semantics (a
     /// dead worker breaks it, workers start on demand).
     pub(crate) fn config(self, executor: bool) -> Result<Config, Error> {

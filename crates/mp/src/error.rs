@@ -181,6 +181,8 @@ fn process_kind(e: &mp_process::Error) -> ErrorKind {
         K::InvalidStartMethod => ErrorKind::InvalidArgument,
         K::NotAllowed => ErrorKind::NotAllowed,
         K::Io => ErrorKind::Io,
+        K::TimeLimit => ErrorKind::TimeLimit,
+        K::MemoryLimit => ErrorKind::MemoryLimit,
         _ => ErrorKind::Other,
     }
 }

@@ -91,6 +91,7 @@ pub(super) struct Watch {
     stops: Vec<Option<Stop>>,
     restarts: Restarts,
     grace: Duration,
+    memory_cap: Option<u64>,
 }
 
 impl Watch {
@@ -99,6 +100,7 @@ impl Watch {
             stops: (0..n).map(|_| None).collect(),
             restarts: Restarts::new(limits.max_restarts),
             grace: limits.grace(),
+            memory_cap: limits.memory_limit,
         }
     }
 
@@ -132,6 +134,17 @@ impl Watch {
                 ours: true,
                 storm: None,
             };
+        }
+        // `Process::memory_limit` turns an allocation failure into this
+        // exit code.
+        if let Some(cap) = self.memory_cap {
+            if status.is_some_and(|s| s.code() == Some(mp_process::MEMORY_LIMIT_EXIT)) {
+                return Verdict {
+                    error: Error::memory_limit_hit(cap).with_status(status),
+                    ours: true,
+                    storm: None,
+                };
+            }
         }
         let storm = if clean {
             None

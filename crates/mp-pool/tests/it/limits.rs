@@ -412,3 +412,54 @@ fn a_leaking_worker_is_recycled_by_max_memory_per_child() {
         pool.join_timeout(SOON).unwrap();
     }
 }
+
+/// Grows a vector, touching it, to `mib` MiB.
+fn hog(mib: usize) -> usize {
+    let mut v: Vec<u8> = Vec::new();
+    for _ in 0..mib {
+        v.extend(std::iter::repeat_n(1u8, 1 << 20));
+    }
+    v.len()
+}
+
+#[test]
+fn a_task_past_memory_limit_fails_with_memory_limit_and_the_pool_goes_on() {
+    let _g = shared();
+    for m in METHODS {
+        let pool = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .memory_limit(256 << 20)
+            .build()
+            .unwrap();
+        assert_eq!(pool.apply(hog, 16).unwrap(), 16 << 20, "{m}");
+        let queued: Vec<_> = (0..3).map(|i| (i, pool.apply_async(inc, i))).collect();
+        let err = pool
+            .apply_async(hog, 1024)
+            .unwrap()
+            .get_timeout(SOON)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MemoryLimit, "{m}: {err}");
+        assert_eq!(err.memory_limit(), Some(256 << 20));
+        for (i, r) in queued {
+            assert_eq!(r.unwrap().get_timeout(SOON).unwrap(), i + 1, "{m}");
+        }
+        assert_eq!(pool.apply(hog, 16).unwrap(), 16 << 20, "{m}");
+        pool.close();
+        pool.join_timeout(SOON).unwrap();
+        // The executor does not break.
+        let ex = ProcessPoolExecutor::builder()
+            .max_workers(1)
+            .start_method(m)
+            .memory_limit(256 << 20)
+            .build()
+            .unwrap();
+        let err = ex
+            .submit(hog, 1024)
+            .unwrap()
+            .result_timeout(SOON)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MemoryLimit, "{m}: {err}");
+        assert_eq!(ex.submit(inc, 1).unwrap().result_timeout(SOON).unwrap(), 2);
+    }
+}
