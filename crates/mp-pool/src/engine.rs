@@ -39,7 +39,10 @@ use crate::result::{Assist, Blob, CallbackThread, Callbacks, Sink, lock};
 use crate::wire;
 use crate::worker::{WorkerArgs, worker_main};
 
+mod stats;
 mod watch;
+
+pub use stats::WorkerStats;
 
 /// A worker may have this many bytes of unstarted arguments queued.
 const BYTE_BUDGET: usize = 1 << 20;

@@ -262,6 +262,12 @@ impl ProcessPoolExecutor {
         self.submit_limited(f, args, Limits::default())
     }
 
+    /// Each running worker's pid, tasks done, resident set and the running
+    /// time of its current task, as [`Pool::worker_stats`](crate::Pool::worker_stats).
+    pub fn worker_stats(&self) -> Vec<crate::WorkerStats> {
+        self.engine.worker_stats()
+    }
+
     /// Like [`submit`](Self::submit), with time limits for this task (the
     /// fields left unset fall back to the executor's): past the hard
     /// limit, the worker is stopped and replaced and the future fails

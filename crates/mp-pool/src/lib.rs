@@ -89,6 +89,7 @@ mod thread;
 mod wire;
 mod worker;
 
+pub use engine::WorkerStats;
 pub use error::{Error, ErrorKind};
 pub use executor::{
     AsCompleted, ExecutorBuilder, ExecutorMap, Future, ProcessPoolExecutor, ReturnWhen,

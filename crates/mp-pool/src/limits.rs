@@ -4,11 +4,12 @@
 //!
 //! The clock of a task starts when its worker picks it up (queue time does
 //! not count), on the monotonic clock. A task with a limit is preceded on
-//! the task stream by a `LIMITS` frame; the worker stores the task's start
-//! in its block (`Block::set_task_start`, before `started`) and keeps the
+//! the task stream by a `LIMITS` frame; the worker stores every task's start
+//! in its block (`Block::set_task_start`, before `started`: a vDSO clock
+//! read, which the worker stats use too) and keeps a limited task's
 //! deadlines in a thread-local for [`time_left`]. A task without limits
-//! costs nothing here: no frame, no clock read, no thread-local. The
-//! supervisor compares the stamp with the hard limit (`engine::watch`).
+//! costs nothing more: no frame, no thread-local. The supervisor compares
+//! the stamp with the hard limit (`engine::watch`).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -198,11 +199,10 @@ pub fn soft_limit_passed() -> bool {
     })
 }
 
-/// The worker starts a task with `limits`: stamps the block (before the
-/// caller stores `started`) and sets the thread-local for [`time_left`].
-/// The guard clears it when the task returns.
+/// The worker starts a task with `limits` (it has stamped the block):
+/// sets the thread-local for [`time_left`]. The guard clears it when the
+/// task returns.
 pub(crate) fn begin(block: &Block, limits: Limits) -> TaskGuard {
-    block.set_task_start(monotonic_ns());
     CURRENT.with(|c| {
         *c.borrow_mut() = Some(Current {
             block: block.clone(),

@@ -267,6 +267,22 @@ impl Pool {
         self.engine.processes()
     }
 
+    /// Each running worker's pid, tasks done, resident set and the running
+    /// time of its current task, read now (from the workers' shared blocks
+    /// and `/proc`; about 10 us per worker). A worker still starting up
+    /// (before it stored its pid) is left out.
+    ///
+    /// ```
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// pool.apply(|x: u8| x, 1)?;
+    /// let stats = pool.worker_stats();
+    /// assert!(stats.iter().any(|w| w.tasks_done == 1 && w.current_task.is_none()));
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn worker_stats(&self) -> Vec<crate::WorkerStats> {
+        self.engine.worker_stats()
+    }
+
     /// Starts `f(args)` with time limits for this task (the fields left
     /// unset fall back to the pool's, see [`PoolBuilder::limits`]): past
     /// the hard limit it fails with [`ErrorKind::TimeLimit`] and its

@@ -53,6 +53,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     let Ok(block) = Block::from_shm(args.block) else {
         return;
     };
+    block.set_pid(std::process::id());
     let mut out = Writer::new(block, results);
     if let Some((init, init_args, fds)) = args.init {
         let fds = fds.into_iter().map(SharedFd::into_inner).collect();
@@ -199,8 +200,11 @@ impl Serving<'_> {
                     Ok(Vec::new())
                 };
                 let args = c.rest();
-                // The start of a limited task is stamped before `started`
-                // (see `Block::set_task_start`).
+                // The task's start is stamped before `started` (see
+                // `Block::set_task_start`).
+                self.out
+                    .block()
+                    .set_task_start(crate::limits::monotonic_ns());
                 let limited = self
                     .limits
                     .take()

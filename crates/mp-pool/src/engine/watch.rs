@@ -3,8 +3,8 @@
 //! counts deaths against the restart limit.
 //!
 //! Deadlines cost no system call per task. The worker stamps the start of
-//! a limited task in its block (`Block::set_task_start`, before
-//! `started`); the supervisor, which sleeps in `recv_timeout` anyway, sleeps
+//! each task in its block (`Block::set_task_start`, before `started`; a
+//! vDSO clock read); the supervisor, which sleeps in `recv_timeout` anyway, sleeps
 //! only until the earliest deadline it knows (`Alarm`) and then compares,
 //! under the pool lock: the running task is the one numbered `started`,
 //! at index `started - 1 - completed` of the worker's `outstanding` list.

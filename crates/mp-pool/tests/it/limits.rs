@@ -463,3 +463,33 @@ fn a_task_past_memory_limit_fails_with_memory_limit_and_the_pool_goes_on() {
         assert_eq!(ex.submit(inc, 1).unwrap().result_timeout(SOON).unwrap(), 2);
     }
 }
+
+#[test]
+fn worker_stats_report_pid_tasks_rss_and_the_current_task() {
+    let _g = shared();
+    for m in METHODS {
+        let pool = one_worker(m);
+        let pid = pool.apply(pid_of, 0).unwrap();
+        assert_eq!(pool.apply(inc, 1).unwrap(), 2);
+        let idle = pool.worker_stats();
+        assert_eq!(idle.len(), 1, "{m}: {idle:?}");
+        assert_eq!((idle[0].slot, idle[0].pid), (0, pid), "{m}");
+        assert_eq!(idle[0].tasks_done, 2, "{m}");
+        assert!(idle[0].rss.is_some_and(|r| r > 0), "{m}");
+        assert_eq!(idle[0].current_task, None, "{m}");
+        let r = pool.apply_async(nap_ms, 300).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        let busy = pool.worker_stats();
+        let t = busy[0].current_task.expect("a task runs");
+        assert!(t >= Duration::from_millis(100) && t < SOON, "{m}: {t:?}");
+        assert_eq!(r.get_timeout(SOON).unwrap(), 300);
+        let ex = ProcessPoolExecutor::builder()
+            .max_workers(1)
+            .start_method(m)
+            .build()
+            .unwrap();
+        assert_eq!(ex.worker_stats(), []);
+        let pid = ex.submit(pid_of, 0).unwrap().result_timeout(SOON).unwrap();
+        assert_eq!(ex.worker_stats()[0].pid, pid, "{m}");
+    }
+}
