@@ -37,4 +37,7 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/guide/what-travels.md")]
     pub struct WhatTravels;
+
+    #[doc = include_str!("../../../docs/guide/untrusted-work.md")]
+    pub struct UntrustedWork;
 }

@@ -1272,7 +1272,9 @@ fn reap(p: &mut Process<()>) -> Result<(), Option<mp_process::ExitStatus>> {
 fn join_reader(t: JoinHandle<()>, sock: &UnixStream) {
     let give_up = Instant::now() + Duration::from_millis(200);
     while !t.is_finished() && Instant::now() < give_up {
-        std::thread::sleep(Duration::from_millis(2));
+        // Short naps: a worker stopped for a time limit is replaced
+        // after this, and the next task waits (`pool_timeout_recovery`).
+        std::thread::sleep(Duration::from_micros(100));
     }
     let _ = sock.shutdown(Shutdown::Both);
     let _ = t.join();
