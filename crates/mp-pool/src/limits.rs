@@ -11,7 +11,7 @@
 //! costs nothing more: no frame, no thread-local. The supervisor compares
 //! the stamp with the hard limit (`engine::watch`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -138,15 +138,23 @@ pub(crate) fn monotonic_ns() -> u64 {
         .saturating_add(t.tv_nsec as u64)
 }
 
-/// The limits of the task this thread runs now, in a worker.
-struct Current {
-    block: Block,
-    limits: Limits,
-    start: Instant,
+/// A monotonic clock at the kernel's tick (a few ms), never ahead of
+/// [`monotonic_ns`], and cheaper to read: for `pump`'s alarm check, where
+/// early is safe (at worst a needless wake-up).
+pub(crate) fn coarse_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    /// The limits of the task this thread runs now, in a worker.
+    static LIMITS: Cell<Option<Limits>> = const { Cell::new(None) };
+    /// When it (or its current item) started, on [`monotonic_ns`].
+    static START: Cell<u64> = const { Cell::new(0) };
+    /// The worker's block, set once as it starts serving.
+    static BLOCK: RefCell<Option<Block>> = const { RefCell::new(None) };
 }
 
 /// The time the current task has left before its soft limit (or, without
@@ -170,46 +178,43 @@ thread_local! {
 /// }
 /// ```
 ///
-/// In a `map` with limits the clock restarts at every item.
+/// In a `map` with limits the clock restarts at every item. A call reads
+/// the clock (vDSO, no system call).
 pub fn time_left() -> Option<Duration> {
-    CURRENT.with(|c| {
-        let c = c.borrow();
-        let c = c.as_ref()?;
-        let limit = c.limits.soft.or(c.limits.hard)?;
-        Some(limit.saturating_sub(c.start.elapsed()))
-    })
+    let limits = LIMITS.get()?;
+    Some(limits.soft.or(limits.hard)?.saturating_sub(elapsed()))
 }
 
 /// The time the current task has left before its hard limit, when it is
 /// stopped; `None` outside a task with a hard limit.
 pub fn hard_time_left() -> Option<Duration> {
-    CURRENT.with(|c| {
-        let c = c.borrow();
-        let c = c.as_ref()?;
-        Some(c.limits.hard?.saturating_sub(c.start.elapsed()))
-    })
+    Some(LIMITS.get()?.hard?.saturating_sub(elapsed()))
 }
 
 /// Whether the current task is past its soft limit (false without one).
 pub fn soft_limit_passed() -> bool {
-    CURRENT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .is_some_and(|c| c.limits.soft.is_some_and(|s| c.start.elapsed() >= s))
-    })
+    LIMITS
+        .get()
+        .and_then(|l| l.soft)
+        .is_some_and(|s| elapsed() >= s)
 }
 
-/// The worker starts a task with `limits` (it has stamped the block):
-/// sets the thread-local for [`time_left`]. The guard clears it when the
-/// task returns.
-pub(crate) fn begin(block: &Block, limits: Limits) -> TaskGuard {
-    CURRENT.with(|c| {
-        *c.borrow_mut() = Some(Current {
-            block: block.clone(),
-            limits,
-            start: Instant::now(),
-        });
-    });
+fn elapsed() -> Duration {
+    Duration::from_nanos(monotonic_ns().saturating_sub(START.get()))
+}
+
+/// The worker, before its first task: the block that [`item_started`]
+/// restamps.
+pub(crate) fn install(block: &Block) {
+    BLOCK.with(|b| *b.borrow_mut() = Some(block.clone()));
+}
+
+/// The worker starts a task with `limits`, which it stamped at `start`
+/// (ns): sets the thread-local for [`time_left`]. The guard clears it when
+/// the task returns.
+pub(crate) fn begin(limits: Limits, start: u64) -> TaskGuard {
+    LIMITS.set(Some(limits));
+    START.set(start);
     TaskGuard(())
 }
 
@@ -218,7 +223,7 @@ pub(crate) struct TaskGuard(());
 
 impl Drop for TaskGuard {
     fn drop(&mut self) {
-        CURRENT.with(|c| *c.borrow_mut() = None);
+        LIMITS.set(None);
     }
 }
 
@@ -226,10 +231,14 @@ impl Drop for TaskGuard {
 /// `map` are per item). Called only by the chunk function of a pool with
 /// limits, so unlimited chunks pay nothing.
 pub(crate) fn item_started() {
-    CURRENT.with(|c| {
-        if let Some(c) = c.borrow_mut().as_mut() {
-            c.block.set_task_start(monotonic_ns());
-            c.start = Instant::now();
+    if LIMITS.get().is_none() {
+        return;
+    }
+    let now = monotonic_ns();
+    START.set(now);
+    BLOCK.with(|b| {
+        if let Some(b) = b.borrow().as_ref() {
+            b.set_task_start(now);
         }
     });
 }

@@ -109,6 +109,7 @@ fn serve(
         sock,
         block: out.block().clone(),
     };
+    crate::limits::install(out.block());
     let mut reader = BufReader::with_capacity(256 * 1024, task_sock);
     let mut w = Serving {
         fd_sock,
@@ -202,13 +203,9 @@ impl Serving<'_> {
                 let args = c.rest();
                 // The task's start is stamped before `started` (see
                 // `Block::set_task_start`).
-                self.out
-                    .block()
-                    .set_task_start(crate::limits::monotonic_ns());
-                let limited = self
-                    .limits
-                    .take()
-                    .map(|l| crate::limits::begin(self.out.block(), l));
+                let stamp = crate::limits::monotonic_ns();
+                self.out.block().set_task_start(stamp);
+                let limited = self.limits.take().map(|l| crate::limits::begin(l, stamp));
                 // Published before the call: if this process dies in the
                 // task, the parent knows it was this one.
                 self.started += 1;

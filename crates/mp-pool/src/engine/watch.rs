@@ -29,7 +29,7 @@ use mp_process::ExitStatus;
 
 use super::{SupMsg, Supervisor, lock};
 use crate::error::{Error, ErrorKind};
-use crate::limits::{Limits, PoolLimits, Restarts, monotonic_ns};
+use crate::limits::{Limits, PoolLimits, Restarts, coarse_ns, monotonic_ns};
 
 /// How often the supervisor looks at a worker it stopped.
 const STOP_POLL: Duration = Duration::from_millis(1);
@@ -63,7 +63,8 @@ pub(super) fn put_limits(
     crate::wire::put_header(buf, crate::wire::LIMITS, 16);
     limits.encode(buf);
     if let Some(hard) = limits.hard() {
-        let at = monotonic_ns().saturating_add(nanos(hard));
+        // The coarse clock is never ahead: at worst a needless wake-up.
+        let at = coarse_ns().saturating_add(nanos(hard));
         if at < alarm.wake_at.load(Ordering::Relaxed) {
             alarm.wake_at.store(at, Ordering::Relaxed);
             let _ = lock(sup_tx).send(SupMsg::Wake);

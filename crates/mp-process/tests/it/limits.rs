@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mp_process::{ErrorKind, Process};
 
-use crate::{METHODS, shared};
+use crate::{METHODS, exclusive, fd_count, shared, zombie_count};
 
 fn spin(_: ()) -> u8 {
     loop {
@@ -89,5 +89,39 @@ fn a_child_past_its_memory_limit_fails_with_memory_limit() {
             err.exit_status().and_then(|s| s.signal()),
             Some(libc::SIGABRT)
         );
+    }
+}
+
+#[test]
+fn stopped_children_leave_no_zombies_and_no_descriptors() {
+    let _g = exclusive();
+    for m in METHODS {
+        // Warm up: the fork server and the lifeline are created once.
+        let mut p = Process::new(double, 1).start_method(m).daemon(true);
+        p.start().unwrap();
+        p.join().unwrap();
+        let (fds, zombies) = (fd_count(), zombie_count());
+        for daemon in [false, true] {
+            let mut p = Process::new(spin, ())
+                .start_method(m)
+                .daemon(daemon)
+                .time_limit(Duration::from_millis(50));
+            p.start().unwrap();
+            let e = p.join_timeout(Duration::from_secs(10)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimeLimit, "{m}");
+            let mut p = Process::new(hog, 1024)
+                .start_method(m)
+                .daemon(daemon)
+                .memory_limit(128 << 20);
+            p.start().unwrap();
+            let e = p.join_timeout(Duration::from_secs(30)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::MemoryLimit, "{m}");
+        }
+        assert!(
+            fd_count() <= fds,
+            "{m}: {} descriptors, {fds} before",
+            fd_count()
+        );
+        assert!(zombie_count() <= zombies, "{m}: zombies left");
     }
 }
