@@ -212,7 +212,9 @@ impl Error {
     }
 
     /// How the lost worker ended, for [`ErrorKind::WorkerLost`] and
-    /// [`ErrorKind::Broken`].
+    /// [`ErrorKind::Broken`] (and for [`ErrorKind::TimeLimit`] and
+    /// [`ErrorKind::MemoryLimit`], the stopped worker: SIGTERM, or SIGKILL
+    /// after the grace; the memory limit's exit code).
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.status
     }

@@ -122,7 +122,7 @@ impl Watch {
             .map(|s| (s.task, s.error));
         if let Some((task, error)) = stop {
             let error = if task == started {
-                error
+                error.with_status(status)
             } else {
                 Error::new(
                     ErrorKind::WorkerLost,

@@ -75,6 +75,7 @@ fn a_looping_task_fails_with_time_limit_and_its_worker_is_replaced() {
         assert_eq!(err.kind(), ErrorKind::TimeLimit, "{m}: {err}");
         assert_eq!(err.time_limit(), Some(limit), "{m}");
         assert!(err.elapsed().unwrap() >= limit, "{m}: {err:?}");
+        assert_eq!(err.exitcode(), Some(-libc::SIGTERM), "{m}: {err:?}");
         assert!(
             took < limit + GRACE + Duration::from_millis(100),
             "{m}: the result came after {took:?}"
@@ -491,5 +492,40 @@ fn worker_stats_report_pid_tasks_rss_and_the_current_task() {
         assert_eq!(ex.worker_stats(), []);
         let pid = ex.submit(pid_of, 0).unwrap().result_timeout(SOON).unwrap();
         assert_eq!(ex.worker_stats()[0].pid, pid, "{m}");
+    }
+}
+
+/// Stops its own worker (SIGSTOP): SIGTERM then stays pending, as for a
+/// task that ignores it, and only the SIGKILL after the grace ends it.
+fn freeze(_: ()) -> u32 {
+    crate::kill(std::process::id(), libc::SIGSTOP);
+    spin(())
+}
+
+#[test]
+fn a_worker_that_outlives_sigterm_is_killed_after_the_grace() {
+    let _g = shared();
+    let (limit, grace) = (Duration::from_millis(100), Duration::from_millis(300));
+    for m in METHODS {
+        let pool = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .kill_grace(grace)
+            .build()
+            .unwrap();
+        let before = pool.apply(pid_of, 0).unwrap();
+        let t0 = Instant::now();
+        let err = pool
+            .apply_async_limited(freeze, (), Limits::new().time_limit(limit))
+            .unwrap()
+            .get_timeout(SOON)
+            .unwrap_err();
+        let took = t0.elapsed();
+        assert_eq!(err.kind(), ErrorKind::TimeLimit, "{m}: {err}");
+        assert_eq!(err.exitcode(), Some(-libc::SIGKILL), "{m}: {err:?}");
+        assert!(took >= limit + grace, "{m}: {took:?}");
+        assert_ne!(pool.apply(pid_of, 0).unwrap(), before, "{m}");
+        pool.close();
+        pool.join_timeout(SOON).unwrap();
     }
 }
