@@ -140,10 +140,18 @@ impl Watch {
         // exit code.
         if let Some(cap) = self.memory_cap {
             if status.is_some_and(|s| s.code() == Some(mp_process::MEMORY_LIMIT_EXIT)) {
+                // One that dies so before its first task (an initializer
+                // past the cap) counts toward the restart limit, or it
+                // would be replaced for ever.
+                let storm = if started == 0 {
+                    self.restarts.note_death(0)
+                } else {
+                    None
+                };
                 return Verdict {
                     error: Error::memory_limit_hit(cap).with_status(status),
                     ours: true,
-                    storm: None,
+                    storm,
                 };
             }
         }

@@ -416,9 +416,10 @@ fn a_leaking_worker_is_recycled_by_max_memory_per_child() {
 
 /// Grows a vector, touching it, to `mib` MiB.
 fn hog(mib: usize) -> usize {
+    let chunk = vec![1u8; 1 << 20];
     let mut v: Vec<u8> = Vec::new();
     for _ in 0..mib {
-        v.extend(std::iter::repeat_n(1u8, 1 << 20));
+        v.extend_from_slice(&chunk);
     }
     v.len()
 }
@@ -527,5 +528,33 @@ fn a_worker_that_outlives_sigterm_is_killed_after_the_grace() {
         assert_ne!(pool.apply(pid_of, 0).unwrap(), before, "{m}");
         pool.close();
         pool.join_timeout(SOON).unwrap();
+    }
+}
+
+/// An initializer that allocates past the worker's cap.
+fn hog_init(starts: AtomicU64) {
+    starts.fetch_add(1, Ordering::SeqCst);
+    hog(1024);
+}
+
+#[test]
+fn an_initializer_past_memory_limit_stops_at_the_restart_limit() {
+    let _g = shared();
+    for m in METHODS {
+        let starts = AtomicU64::new(0).unwrap();
+        let pool = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .memory_limit(256 << 20)
+            .initializer(hog_init, starts.clone())
+            .build()
+            .unwrap();
+        let err = pool
+            .apply_async(inc, 1)
+            .unwrap()
+            .get_timeout(SOON)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RestartLimit, "{m}: {err}");
+        assert_eq!(starts.load(Ordering::SeqCst), 6, "{m}");
     }
 }

@@ -18,9 +18,10 @@ fn spin(_: ()) -> u8 {
 
 /// Grows a vector, touching it, to `mib` MiB.
 fn hog(mib: usize) -> usize {
+    let chunk = vec![1u8; 1 << 20];
     let mut v: Vec<u8> = Vec::new();
     for _ in 0..mib {
-        v.extend(std::iter::repeat_n(1u8, 1 << 20));
+        v.extend_from_slice(&chunk);
     }
     v.len()
 }
