@@ -51,7 +51,9 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
+    // As the task will run: the unset fields are the pool's.
     limits.check()?;
+    limits.or(b.default_limits()).check()?;
     let (args, fds) = crate::front::encode_task(|| Ok(mp_process::encode(&args)?))?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(1, cell.clone(), None, b.callbacks());

@@ -145,7 +145,9 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
+    // As the task will run: the unset fields are the pool's.
     limits.check()?;
+    limits.or(b.default_limits()).check()?;
     let (args, fds) = encode_task(|| encode(&args))?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(1, cell.clone(), done, b.callbacks());

@@ -340,6 +340,15 @@ fn limits_that_make_no_sense_are_refused() {
     let pool = Pool::new(1).unwrap();
     let e = pool.apply_async_limited(inc, 1, inverted).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    // A per-call soft limit past the pool's hard one, as merged.
+    let pool = Pool::builder()
+        .processes(1)
+        .limits(Limits::new().time_limit(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let soft = Limits::new().soft_time_limit(Duration::from_secs(2));
+    let e = pool.apply_async_limited(inc, 1, soft).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
 
 #[test]
