@@ -18,6 +18,12 @@ pub(crate) enum Target {
     FloorShareAtLeast(f64),
     /// A lower-is-better row at most this multiple of its floor's time.
     FloorTimesAtMost(f64),
+    /// A higher-is-better row at least this share of another row of the
+    /// same run (a feature's cost: `pool_apply_async_limited` against
+    /// `pool_apply_async`).
+    ShareOfRowAtLeast(&'static str, f64),
+    /// A lower-is-better row's median at most this, in the row's unit.
+    AtMost(f64),
 }
 
 /// One goal: a row (`None`: every row that has peers) and its target.
@@ -48,6 +54,21 @@ pub(crate) const GOALS: &[Goal] = &[
     Goal {
         row: Some("atomic_counter"),
         target: Target::FloorShareAtLeast(0.8),
+    },
+    // Time limits that no task reaches cost a burst at most a tenth.
+    Goal {
+        row: Some("pool_apply_async_limited"),
+        target: Target::ShareOfRowAtLeast("pool_apply_async", 0.9),
+    },
+    // From a task's hard limit to the next task's result on a 1-worker
+    // pool: the stop, the reaping and a new worker.
+    Goal {
+        row: Some("pool_timeout_recovery"),
+        target: Target::AtMost(5.0),
+    },
+    Goal {
+        row: Some("pool_timeout_recovery:forkserver"),
+        target: Target::AtMost(5.0),
     },
 ];
 
@@ -128,6 +149,8 @@ fn words(target: Target, peer: Option<&str>) -> String {
         Target::AheadOfPeers => format!("ahead of {}", peer.unwrap_or("every Rust peer")),
         Target::FloorShareAtLeast(x) => format!(">= {x:.2} of its floor"),
         Target::FloorTimesAtMost(x) => format!("<= {x:.1}x its floor's time"),
+        Target::ShareOfRowAtLeast(other, x) => format!(">= {x:.2} of {other}"),
+        Target::AtMost(x) => format!("<= {x}"),
     }
 }
 
@@ -166,6 +189,35 @@ fn verdicts(rows: &[Row], row: &Row, target: Target) -> Vec<Verdict> {
                 met: times.map(|t| t <= x),
             }]
         }
+        Target::ShareOfRowAtLeast(other, x) => {
+            let base = rows
+                .iter()
+                .find(|r| r.name == other)
+                .and_then(|r| r.mp.as_ref());
+            let share = row
+                .mp
+                .zip(base)
+                .map(|(m, b)| oriented(row.better, m.median, b.median));
+            vec![verdict_of(row, words(target, None), share, |s| s >= x)]
+        }
+        Target::AtMost(x) => {
+            let m = row.mp.map(|m| m.median);
+            vec![verdict_of(row, words(target, None), m, |m| m <= x)]
+        }
+    }
+}
+
+fn verdict_of(
+    row: &Row,
+    goal: String,
+    measured: Option<f64>,
+    met: impl Fn(f64) -> bool,
+) -> Verdict {
+    Verdict {
+        row: row.name.clone(),
+        goal,
+        measured,
+        met: measured.map(met),
     }
 }
 

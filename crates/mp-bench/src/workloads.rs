@@ -80,6 +80,24 @@ pub(crate) const ALL: &[Workload] = &[
         run: pool::apply_async,
     },
     Workload {
+        name: "pool_apply_async_limited",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::apply_async_limited,
+    },
+    Workload {
+        name: "pool_timeout_recovery",
+        unit: "ms",
+        better: Better::Lower,
+        run: pool::timeout_recovery_fork,
+    },
+    Workload {
+        name: "pool_timeout_recovery:forkserver",
+        unit: "ms",
+        better: Better::Lower,
+        run: pool::timeout_recovery_forkserver,
+    },
+    Workload {
         name: "pool_imap",
         unit: "tasks/s",
         better: Better::Higher,

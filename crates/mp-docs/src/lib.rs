@@ -40,4 +40,7 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/guide/seeing-what-mp-does.md")]
     pub struct SeeingWhatMpDoes;
+
+    #[doc = include_str!("../../../docs/guide/untrusted-work.md")]
+    pub struct UntrustedWork;
 }

@@ -26,6 +26,11 @@
 //!   its bell (the parent rings it when it writes to the task socket);
 //! - `768` polled: a caller was polling when the worker published its last
 //!   result (worker stores);
+//! - `832` task start: the monotonic clock (ns) when the worker started its
+//!   current task (or the current item of a chunk with time limits),
+//!   stored before `started` (see `limits`): a vDSO clock read, no system
+//!   call;
+//! - `896` the worker's pid (worker stores, as it starts);
 //! - [`DATA`]: the ring, [`CAP`] bytes.
 //!
 //! A record is `[len u32][tag u32][busy ns u64]` then `len` bytes padded to
@@ -70,8 +75,10 @@ const WORKER_CPU: usize = 576;
 const TASK_SLEEPING: usize = 640;
 const TASK_BELL: usize = 704;
 const POLLED: usize = 768;
+const TASK_START: usize = 832;
+const PID: usize = 896;
 /// The last word.
-const LAST: usize = POLLED;
+const LAST: usize = PID;
 
 const REC: usize = 16;
 /// Record tags.
@@ -150,6 +157,29 @@ impl Block {
         self.word(STARTED).store(n, Ordering::SeqCst);
         let cpu = mp_shm::current_cpu().map_or(0, |c| c as u64 + 1);
         self.word(WORKER_CPU).store(cpu, Ordering::Relaxed);
+    }
+
+    /// The worker: its current task (or item) started at `ns` on the
+    /// monotonic clock. Stored before `started`, so that
+    /// the supervisor, which loads `started` first, never pairs a task
+    /// with an older stamp.
+    pub(crate) fn set_task_start(&self, ns: u64) {
+        self.word(TASK_START).store(ns, Ordering::SeqCst);
+    }
+
+    /// When the worker's current task (or item) started.
+    pub(crate) fn task_start(&self) -> u64 {
+        self.word(TASK_START).load(Ordering::SeqCst)
+    }
+
+    /// The worker, as it starts: its pid.
+    pub(crate) fn set_pid(&self, pid: u32) {
+        self.word(PID).store(u64::from(pid), Ordering::SeqCst);
+    }
+
+    /// The worker's pid (0 until it has started).
+    pub(crate) fn pid(&self) -> u32 {
+        self.word(PID).load(Ordering::SeqCst) as u32
     }
 
     /// The CPU the worker last started a task on, plus one (0: unknown).

@@ -34,9 +34,15 @@ use mp_process::{Process, RawFunction, SharedFd, StartMethod};
 
 use crate::block::{Block, Port, PortInner};
 use crate::error::{Error, ErrorKind, WireError};
+use crate::limits::{Limits, PoolLimits};
 use crate::result::{Assist, Blob, CallbackThread, Callbacks, Sink, lock};
 use crate::wire;
 use crate::worker::{WorkerArgs, worker_main};
+
+mod stats;
+mod watch;
+
+pub use stats::WorkerStats;
 
 /// A worker may have this many bytes of unstarted arguments queued.
 const BYTE_BUDGET: usize = 1 << 20;
@@ -65,6 +71,8 @@ pub(crate) struct Config {
     /// `processes` (the executor, as CPython's since 3.9); otherwise all
     /// start with the pool (`Pool`, as CPython's).
     pub(crate) on_demand: bool,
+    /// Time and memory limits, the restart limit (see `limits`).
+    pub(crate) limits: PoolLimits,
 }
 
 impl Config {
@@ -90,6 +98,7 @@ impl Config {
             return bad(format!("{max_tasks} must be at least 1"));
         }
         let method = self.method.unwrap_or_else(mp_process::get_start_method);
+        self.limits.check()?;
         if executor && self.max_tasks.is_some() && method == StartMethod::Fork {
             return bad(
                 "max_tasks_per_child is incompatible with the fork start method; use spawn or forkserver"
@@ -122,6 +131,8 @@ pub(crate) struct Job {
     pub(crate) fds: Vec<OwnedFd>,
     pub(crate) sink: Arc<dyn Sink>,
     pub(crate) index: usize,
+    /// Per-call time limits; unset fields fall back to the pool's.
+    pub(crate) limits: Limits,
 }
 
 struct Task {
@@ -130,6 +141,7 @@ struct Task {
     fds: Vec<OwnedFd>,
     sink: Arc<dyn Sink>,
     index: usize,
+    limits: Limits,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -320,6 +332,8 @@ pub(crate) struct Shared {
     /// A caller polled for a result (`assist`) since the last task written
     /// from a submitting thread (see `pump`).
     waited: AtomicBool,
+    /// When the supervisor wakes next to check time limits (see `watch`).
+    alarm: watch::Alarm,
 }
 
 /// The engine: the pool's handle on its threads.
@@ -375,6 +389,7 @@ impl Engine {
             sup_tx: Mutex::new(sup_tx),
             callbacks: callbacks.handle(),
             waited: AtomicBool::new(false),
+            alarm: watch::Alarm::new(),
         });
         let (ready_tx, ready_rx) = mpsc::channel();
         let sup_shared = shared.clone();
@@ -405,6 +420,10 @@ impl Engine {
         self.shared.callbacks.clone()
     }
 
+    pub(crate) fn default_limits(&self) -> Limits {
+        self.shared.config.limits.task
+    }
+
     /// The engine's help for callers waiting in `get`.
     pub(crate) fn assist(&self) -> Weak<dyn Assist> {
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
@@ -430,12 +449,14 @@ impl Engine {
             }
         };
         st.pending += jobs.len();
+        let defaults = self.shared.config.limits.task;
         st.queue.extend(jobs.into_iter().map(|j| Task {
             fid,
             args: j.args,
             fds: j.fds,
             sink: j.sink,
             index: j.index,
+            limits: j.limits.or(defaults),
         }));
         self.shared.pump(&mut st);
         Ok(())
@@ -652,6 +673,9 @@ impl Shared {
                 wire::put_header(buf, wire::DEFINE, 4 + raw.len());
                 buf.extend_from_slice(&task.fid.to_le_bytes());
                 buf.extend_from_slice(&raw);
+            }
+            if !task.limits.is_empty() {
+                watch::put_limits(buf, &task.limits, &self.alarm, &self.sup_tx);
             }
             if task.fds.is_empty() {
                 wire::put_header(buf, wire::TASK, 4 + task.args.len());
@@ -881,6 +905,8 @@ struct Supervisor {
     shared: Arc<Shared>,
     workers: Vec<Option<Worker>>,
     next_gen: u64,
+    /// Workers stopped for a limit, and the restart limit (see `watch`).
+    watch: watch::Watch,
 }
 
 impl Supervisor {
@@ -891,6 +917,7 @@ impl Supervisor {
     ) {
         let n = shared.config.processes;
         let mut sup = Supervisor {
+            watch: watch::Watch::new(n, &shared.config.limits),
             shared,
             workers: (0..n).map(|_| None).collect(),
             next_gen: 1,
@@ -907,7 +934,7 @@ impl Supervisor {
         }
         let _ = ready.send(Ok(()));
         loop {
-            match rx.recv_timeout(SWEEP) {
+            match rx.recv_timeout(sup.watch_wait(SWEEP)) {
                 Ok(SupMsg::Exited { slot, generation }) => {
                     if sup.workers[slot]
                         .as_ref()
@@ -933,6 +960,7 @@ impl Supervisor {
                     }
                 }
             }
+            sup.enforce_limits();
             if lock(&sup.shared.state).status == Status::Terminated {
                 sup.kill_all();
                 break;
@@ -1023,6 +1051,7 @@ impl Supervisor {
             fds: SharedFd::new(worker_fds.into()),
             init,
             max_tasks: cfg.max_tasks,
+            memory: cfg.limits.worker_memory(),
         };
         let generation = self.next_gen;
         self.next_gen += 1;
@@ -1032,6 +1061,9 @@ impl Supervisor {
             .daemon(true)
             .name(name)
             .start_method(method);
+        if let Some(bytes) = cfg.limits.memory_limit {
+            process = process.memory_limit(bytes);
+        }
         process.start().map_err(|e| {
             Error::from_process(&e).rekind(ErrorKind::Process, "cannot start a worker")
         })?;
@@ -1149,6 +1181,15 @@ impl Supervisor {
         };
         let mut done: Done = Vec::new();
         let mut kill_others = false;
+        let verdict = self
+            .watch
+            .verdict(slot, w.generation, started, clean, status);
+        if let Some(e) = &verdict.storm {
+            if st.broken.is_none() {
+                st.broken = Some(e.clone());
+                done.extend(st.take_all(e));
+            }
+        }
         if let Some(err) = st.broken.clone() {
             done.extend(
                 outstanding
@@ -1167,7 +1208,7 @@ impl Supervisor {
             for t in outstanding.into_iter().rev() {
                 st.queue.push_front(t);
             }
-        } else if self.shared.config.break_on_death {
+        } else if self.shared.config.break_on_death && !verdict.ours {
             let err = Error::new(
                 ErrorKind::Broken,
                 "a process in the process pool was terminated abruptly while the future was running or pending",
@@ -1193,15 +1234,14 @@ impl Supervisor {
             let mut it = outstanding.into_iter();
             if running {
                 let t = it.next().expect("running implies outstanding");
-                let err = Error::new(ErrorKind::WorkerLost, "the worker running the task died")
-                    .with_status(status);
                 mp_process::mp_event!(
                     warn,
                     pid = w.process.pid(),
                     status = ?status,
+                    error = %verdict.error,
                     "task failed: the worker running it died"
                 );
-                done.push((t.sink, t.index, Err(err)));
+                done.push((t.sink, t.index, Err(verdict.error)));
             }
             for t in it.rev() {
                 st.queue.push_front(t);
@@ -1266,7 +1306,9 @@ fn reap(p: &mut Process<()>) -> Result<(), Option<mp_process::ExitStatus>> {
 fn join_reader(t: JoinHandle<()>, sock: &UnixStream) {
     let give_up = Instant::now() + Duration::from_millis(200);
     while !t.is_finished() && Instant::now() < give_up {
-        std::thread::sleep(Duration::from_millis(2));
+        // Short naps: a worker stopped for a time limit is replaced
+        // after this, and the next task waits (`pool_timeout_recovery`).
+        std::thread::sleep(Duration::from_micros(100));
     }
     let _ = sock.shutdown(Shutdown::Both);
     let _ = t.join();

@@ -1,6 +1,7 @@
 //! The pool's error type: what failed a task, a call or the pool itself.
 
 use std::fmt;
+use std::time::Duration;
 
 use mp_process::{CodecError, ExitStatus, PanicInfo};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,15 @@ pub struct Error {
     status: Option<ExitStatus>,
     // Boxed, as the panic: rare, and an `Error` stays small in every `Result`.
     codec: Option<Box<CodecError>>,
+    /// The limit a task reached, for `TimeLimit` and `MemoryLimit`.
+    hit: Option<Box<Hit>>,
+}
+
+/// The limit a task reached.
+#[derive(Clone, Copy, Debug)]
+enum Hit {
+    Time { limit: Duration, elapsed: Duration },
+    Memory { limit: u64 },
 }
 
 /// What kind of failure an [`Error`] is.
@@ -71,6 +81,20 @@ pub enum ErrorKind {
     /// Starting a worker process failed, or another failure of the
     /// process machinery; the message says which.
     Process,
+    /// The task ran past its hard time limit ([`Limits`](crate::Limits)):
+    /// its worker was stopped and replaced. See [`Error::time_limit`] and
+    /// [`Error::elapsed`]. No other task is affected (an executor does not
+    /// break).
+    TimeLimit,
+    /// The task's worker reached its memory cap
+    /// ([`PoolBuilder::memory_limit`](crate::PoolBuilder::memory_limit)):
+    /// an allocation failed and the worker was replaced. See
+    /// [`Error::memory_limit`].
+    MemoryLimit,
+    /// Workers died faster than the restart limit allows (a crashing
+    /// initializer, a library that crashes as it loads): the pool stopped
+    /// replacing them and fails every pending and later task so.
+    RestartLimit,
 }
 
 impl Error {
@@ -81,6 +105,33 @@ impl Error {
             panic: None,
             status: None,
             codec: None,
+            hit: None,
+        }
+    }
+
+    /// An [`ErrorKind::TimeLimit`] error.
+    pub(crate) fn time_limit_hit(limit: Duration, elapsed: Duration) -> Error {
+        Error {
+            hit: Some(Box::new(Hit::Time { limit, elapsed })),
+            ..Error::new(
+                ErrorKind::TimeLimit,
+                format!(
+                    "the task ran past its time limit of {limit:?} (stopped after {elapsed:?}); its worker was replaced"
+                ),
+            )
+        }
+    }
+
+    /// An [`ErrorKind::MemoryLimit`] error.
+    pub(crate) fn memory_limit_hit(limit: u64) -> Error {
+        Error {
+            hit: Some(Box::new(Hit::Memory { limit })),
+            ..Error::new(
+                ErrorKind::MemoryLimit,
+                format!(
+                    "the task's worker reached its memory limit of {limit} bytes (an allocation failed); the worker was replaced"
+                ),
+            )
         }
     }
 
@@ -112,6 +163,7 @@ impl Error {
             panic: self.panic.clone(),
             status: self.status,
             codec: self.codec.clone(),
+            hit: self.hit.clone(),
         }
     }
 
@@ -160,7 +212,9 @@ impl Error {
     }
 
     /// How the lost worker ended, for [`ErrorKind::WorkerLost`] and
-    /// [`ErrorKind::Broken`].
+    /// [`ErrorKind::Broken`] (and for [`ErrorKind::TimeLimit`] and
+    /// [`ErrorKind::MemoryLimit`], the stopped worker: SIGTERM, or SIGKILL
+    /// after the grace; the memory limit's exit code).
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.status
     }
@@ -169,6 +223,32 @@ impl Error {
     /// number of the signal that killed it.
     pub fn exitcode(&self) -> Option<i32> {
         self.status.map(|s| s.exitcode())
+    }
+
+    /// The hard time limit the task ran past, for [`ErrorKind::TimeLimit`].
+    pub fn time_limit(&self) -> Option<Duration> {
+        match self.hit.as_deref() {
+            Some(Hit::Time { limit, .. }) => Some(*limit),
+            _ => None,
+        }
+    }
+
+    /// How long the task had run when its worker was stopped, for
+    /// [`ErrorKind::TimeLimit`] (the limit plus the supervisor's delay).
+    pub fn elapsed(&self) -> Option<Duration> {
+        match self.hit.as_deref() {
+            Some(Hit::Time { elapsed, .. }) => Some(*elapsed),
+            _ => None,
+        }
+    }
+
+    /// The memory limit in bytes the task's worker reached, for
+    /// [`ErrorKind::MemoryLimit`].
+    pub fn memory_limit(&self) -> Option<u64> {
+        match self.hit.as_deref() {
+            Some(Hit::Memory { limit }) => Some(*limit),
+            _ => None,
+        }
     }
 
     /// Whether this is a [`ErrorKind::Timeout`].
@@ -204,6 +284,9 @@ impl fmt::Debug for Error {
         }
         if let Some(c) = &self.codec {
             d.field("codec", c);
+        }
+        if let Some(h) = &self.hit {
+            d.field("hit", h);
         }
         d.finish()
     }

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::{Engine, FuncKey, Job};
 use crate::error::{Error, ErrorKind};
 use crate::front::Backend;
+use crate::limits::Limits;
 use crate::pool::PoolBuilder;
 use crate::result::{AsyncResult, Cell, Gather, ImapIter, Notify, Sink, decode_one, lock};
 use crate::thread::ThreadPool;
@@ -42,6 +43,7 @@ fn submit_to<B, F, A, R>(
     canceller: Weak<dyn Cancel>,
     f: F,
     args: A,
+    limits: Limits,
 ) -> Result<Future<R>, Error>
 where
     B: Backend,
@@ -49,6 +51,9 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
+    // As the task will run: the unset fields are the pool's.
+    limits.check()?;
+    limits.or(b.default_limits()).check()?;
     let (args, fds) = crate::front::encode_task::<A>(|| Ok(mp_process::encode(&args)?))?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(1, cell.clone(), None, b.callbacks());
@@ -64,6 +69,7 @@ where
             fds,
             sink: sink.clone(),
             index: 0,
+            limits,
         }],
     )?;
     Ok(Future {
@@ -172,6 +178,37 @@ impl ExecutorBuilder {
         self
     }
 
+    /// The default time limits of every task, as
+    /// [`PoolBuilder::limits`]: a task past its hard limit fails with
+    /// [`ErrorKind::TimeLimit`] and its worker is replaced; the executor
+    /// does not break.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.inner = self.inner.limits(limits);
+        self
+    }
+
+    /// SIGTERM to SIGKILL for a worker stopped for a time limit, as
+    /// [`PoolBuilder::kill_grace`].
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.inner = self.inner.kill_grace(grace);
+        self
+    }
+
+    /// Caps each worker's memory, as [`PoolBuilder::memory_limit`]: a task
+    /// past it fails with [`ErrorKind::MemoryLimit`] and the executor does
+    /// not break.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.inner = self.inner.memory_limit(bytes);
+        self
+    }
+
+    /// Recycles a worker whose resident set is above `bytes` after a task,
+    /// as [`PoolBuilder::max_memory_per_child`].
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
+        self.inner = self.inner.max_memory_per_child(bytes);
+        self
+    }
+
     /// Starts the workers.
     ///
     /// As in CPython, `max_tasks_per_child` with the fork start method is
@@ -224,8 +261,42 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + 'static,
     {
         self.check()?;
+        self.submit_limited(f, args, Limits::default())
+    }
+
+    /// Each running worker's pid, tasks done, resident set and the running
+    /// time of its current task, as [`Pool::worker_stats`](crate::Pool::worker_stats).
+    pub fn worker_stats(&self) -> Vec<crate::WorkerStats> {
+        self.engine.worker_stats()
+    }
+
+    /// Like [`submit`](Self::submit), with time limits for this task (the
+    /// fields left unset fall back to the executor's): past the hard
+    /// limit, the worker is stopped and replaced and the future fails
+    /// with [`ErrorKind::TimeLimit`]; the executor does not break.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_pool::{ErrorKind, Limits, ProcessPoolExecutor};
+    ///
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    ///
+    /// let ex = ProcessPoolExecutor::new(1)?;
+    /// let limits = Limits::new().time_limit(Duration::from_millis(100));
+    /// let err = ex.submit_limited(spin, (), limits)?.result().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimeLimit);
+    /// assert_eq!(ex.submit(|x: u8| x + 1, 1)?.result()?, 2);
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn submit_limited<F, A, R>(&self, f: F, args: A, limits: Limits) -> Result<Future<R>, Error>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.check()?;
         let canceller: Weak<Engine> = Arc::downgrade(&self.engine);
-        submit_to(&*self.engine, canceller, f, args)
+        submit_to(&*self.engine, canceller, f, args, limits)
     }
 
     /// `f` over every item, in input order (Python's `Executor.map`). All
@@ -343,7 +414,7 @@ impl ThreadPoolExecutor {
             return Err(after_shutdown());
         }
         let canceller: Weak<ThreadPool> = Arc::downgrade(&self.pool);
-        submit_to(&*self.pool, canceller, f, args)
+        submit_to(&*self.pool, canceller, f, args, Limits::default())
     }
 
     /// `f` over every item, in input order (Python's `Executor.map`), as

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::chunk::{Packed, encode_items};
 use crate::engine::{FuncKey, Job};
 use crate::error::{Error, ErrorKind};
+use crate::limits::Limits;
 use crate::result::{
     Assist, AsyncResult, Callbacks, Cell, Collect, Gather, ImapIter, OnDone, Outcome, Stream,
     decode_many, decode_one,
@@ -26,6 +27,11 @@ pub(crate) trait Backend {
     /// Who can help a caller waiting for a result (see [`Assist`]).
     fn assist(&self) -> Option<Weak<dyn Assist>> {
         None
+    }
+    /// The default time limits of its tasks (a `map` with limits restarts
+    /// the clock at every item).
+    fn default_limits(&self) -> Limits {
+        Limits::default()
     }
 }
 
@@ -44,6 +50,31 @@ where
     R: 'static,
 {
     move |items: Vec<A>| Packed(items.into_iter().map(f).collect())
+}
+
+/// [`chunked`] for a pool with time limits: each item after the first
+/// restarts the task's clock, so that the limits are per item.
+fn chunked_limited<F, A, R>(f: F) -> impl Fn(Vec<A>) -> Packed<R> + Copy + 'static
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: 'static,
+    R: 'static,
+{
+    move |items: Vec<A>| {
+        let mut first = true;
+        Packed(
+            items
+                .into_iter()
+                .map(|x| {
+                    if !first {
+                        crate::limits::item_started();
+                    }
+                    first = false;
+                    f(x)
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Encodes a task's argument; a failure names the type and says why.
@@ -100,6 +131,26 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
+    apply_async_limited(b, f, args, done, Limits::default())
+}
+
+/// [`apply_async`] with per-call time limits (unset fields: the pool's).
+pub(crate) fn apply_async_limited<B, F, A, R>(
+    b: &B,
+    f: F,
+    args: A,
+    done: Option<OnDone>,
+    limits: Limits,
+) -> Result<AsyncResult<R>, Error>
+where
+    B: Backend + ?Sized,
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    // As the task will run: the unset fields are the pool's.
+    limits.check()?;
+    limits.or(b.default_limits()).check()?;
     let (args, fds) = encode_task::<A>(|| encode(&args))?;
     let cell = Arc::new(Cell::default());
     let gather = Gather::new(1, cell.clone(), done, b.callbacks());
@@ -114,6 +165,7 @@ where
             fds,
             sink: gather,
             index: 0,
+            limits,
         }],
     )?;
     Ok(AsyncResult::new(cell, decode_one::<R>).assisted(b.assist()))
@@ -175,7 +227,27 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
-    let c = chunked(f);
+    if b.default_limits().is_empty() {
+        submit_chunks_of(b, chunked(f), items, chunksize, sink)
+    } else {
+        submit_chunks_of(b, chunked_limited(f), items, chunksize, sink)
+    }
+}
+
+/// [`submit_chunks`] with `c`, the function over a whole chunk.
+fn submit_chunks_of<B, C, A, R>(
+    b: &B,
+    c: C,
+    items: &[A],
+    chunksize: usize,
+    sink: Arc<dyn crate::result::Sink>,
+) -> Result<(), Error>
+where
+    B: Backend + ?Sized,
+    C: Fn(Vec<A>) -> Packed<R> + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
     let make = move || Function::<Vec<A>, Packed<R>>::new(c).map(|f| f.raw().clone());
     // The first chunk per worker goes out at once, each on its own, so that
     // every worker starts while the rest are encoded (the first as soon as
@@ -194,6 +266,7 @@ where
             fds,
             sink: sink.clone(),
             index,
+            limits: Limits::default(),
         });
         if index < b.processes() || batch_bytes >= 64 * 1024 || index + 1 == n {
             b.submit(

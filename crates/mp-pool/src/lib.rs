@@ -59,6 +59,17 @@
 //!   futures that had finished keep their values.
 //! - An initializer that fails is reported once ([`ErrorKind::Initializer`]
 //!   on every task); no endless respawn.
+//! - A task past its hard time limit ([`Limits`], per pool or per call)
+//!   fails with [`ErrorKind::TimeLimit`]; its worker is stopped (SIGTERM,
+//!   a grace, SIGKILL) and replaced, and no other task is affected. The
+//!   task can watch its soft limit with [`time_left`]. A task that
+//!   allocates past [`PoolBuilder::memory_limit`] fails with
+//!   [`ErrorKind::MemoryLimit`]; [`PoolBuilder::max_memory_per_child`]
+//!   recycles leaking workers; workers that crash faster than the restart
+//!   limit ([`PoolBuilder::max_restarts`]) stop the pool with
+//!   [`ErrorKind::RestartLimit`]. [`Pool::worker_stats`] tells what each
+//!   worker is doing. The guide's chapter "Containing untrusted work" maps
+//!   pebble's and billiard's names.
 //! - A callback that panics breaks nothing.
 //! - [`Pool::terminate`] (and dropping a pool) kills the workers and fails
 //!   every unfinished result with [`ErrorKind::Terminated`].
@@ -80,6 +91,7 @@ mod engine;
 mod error;
 mod executor;
 mod front;
+mod limits;
 mod pool;
 #[doc(hidden)] // the hook for mp-mpi's pool, not user API
 pub mod remote;
@@ -88,12 +100,14 @@ mod thread;
 mod wire;
 mod worker;
 
+pub use engine::WorkerStats;
 pub use error::{Error, ErrorKind};
 pub use executor::{
     AsCompleted, ExecutorBuilder, ExecutorMap, Future, ProcessPoolExecutor, ReturnWhen,
     ThreadPoolExecutor, as_completed, wait,
 };
 pub use front::TaskPool;
+pub use limits::{Limits, hard_time_left, soft_limit_passed, time_left};
 pub use pool::{Pool, PoolBuilder};
 pub use result::{AsyncResult, ImapIter};
 #[doc(hidden)]

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::engine::{Config, Engine, FuncKey, Init, Job};
 use crate::error::{Error, ErrorKind};
 use crate::front::{Backend, pool_api};
+use crate::limits::{Limits, PoolLimits};
 use crate::result::{Assist, AsyncResult, Callbacks, ImapIter};
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
@@ -46,6 +47,7 @@ pub struct PoolBuilder {
     init: Option<Result<Init, Error>>,
     max_tasks: Option<u64>,
     method: Option<StartMethod>,
+    limits: PoolLimits,
 }
 
 impl PoolBuilder {
@@ -97,6 +99,79 @@ impl PoolBuilder {
         self
     }
 
+    /// The default time limits of every task ([`Limits`]; a per-call
+    /// field left unset falls back to these). A task still running its
+    /// hard limit after its worker picked it up fails with
+    /// [`ErrorKind::TimeLimit`]; its worker is stopped (SIGTERM, the
+    /// [grace](Self::kill_grace), SIGKILL) and replaced, and no other task
+    /// is affected. For `map`, `imap` and `starmap` the limits are per
+    /// item: an item over the hard limit fails its whole chunk, as a
+    /// worker's death does (each of the chunk's items reports the error),
+    /// so use `chunksize` 1 for one error per item.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_pool::{ErrorKind, Limits, Pool};
+    ///
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    ///
+    /// let pool = Pool::builder()
+    ///     .processes(1)
+    ///     .limits(Limits::new().time_limit(Duration::from_millis(100)))
+    ///     .build()?;
+    /// let err = pool.apply(spin, ()).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::TimeLimit);
+    /// assert_eq!(err.time_limit(), Some(Duration::from_millis(100)));
+    /// assert_eq!(pool.apply(|x: u8| x + 1, 1)?, 2); // a new worker took over
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits.task = limits;
+        self
+    }
+
+    /// How long a worker stopped for a time limit has between SIGTERM and
+    /// SIGKILL (default 100 ms): a task that catches SIGTERM can clean up
+    /// in it. A Rust task that does not dies at SIGTERM.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.limits.grace = Some(grace);
+        self
+    }
+
+    /// The restart limit: when more than `n` workers die abnormally within
+    /// `window` (crashes, kills; not a clean exit, not a stop for a time
+    /// or memory limit), the pool stops replacing them and every pending
+    /// and later task fails with [`ErrorKind::RestartLimit`]. Without it,
+    /// the pool still stops after 6 workers in a row that died before
+    /// starting a task (a crashing initializer).
+    pub fn max_restarts(mut self, n: u32, window: Duration) -> Self {
+        self.limits.max_restarts = Some((n, window));
+        self
+    }
+
+    /// After each task, a worker whose resident set is above `bytes`
+    /// exits (cleanly, as after `maxtasksperchild`) and is replaced
+    /// (billiard's `max_memory_per_child`, in bytes). The task that
+    /// crossed the line succeeds. One read of `/proc/self/statm` per task.
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
+        self.limits.max_memory_per_child = Some(bytes);
+        self
+    }
+
+    /// Caps each worker's memory at `bytes`: RLIMIT_DATA (the heap and
+    /// private writable mappings; see
+    /// [`Process::memory_limit`](mp_process::Process::memory_limit)), set
+    /// in the worker as it starts. A task whose allocation fails past it
+    /// fails with [`ErrorKind::MemoryLimit`]; its worker is replaced and
+    /// the pool goes on (an executor does not break). Under fork the count
+    /// includes the heap the worker inherited from this process. (A cgroup
+    /// v2 `memory.max` per worker, which would count the page cache and
+    /// kill instead, is not used: it needs a delegated cgroup.)
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory_limit = Some(bytes);
+        self
+    }
+
     /// The engine's settings; `executor`: CPython's executor semantics (a
     /// dead worker breaks it, workers start on demand).
     pub(crate) fn config(self, executor: bool) -> Result<Config, Error> {
@@ -107,6 +182,7 @@ impl PoolBuilder {
             method: self.method,
             break_on_death: executor,
             on_demand: executor,
+            limits: self.limits,
         })
     }
 
@@ -126,6 +202,7 @@ impl fmt::Debug for PoolBuilder {
             .field("initializer", &self.init.is_some())
             .field("maxtasksperchild", &self.max_tasks)
             .field("start_method", &self.method)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -145,6 +222,10 @@ impl Backend for Engine {
 
     fn assist(&self) -> Option<Weak<dyn Assist>> {
         Some(Engine::assist(self))
+    }
+
+    fn default_limits(&self) -> Limits {
+        Engine::default_limits(self)
     }
 }
 
@@ -174,6 +255,7 @@ impl Pool {
             init: None,
             max_tasks: None,
             method: None,
+            limits: PoolLimits::default(),
         }
     }
 
@@ -184,6 +266,53 @@ impl Pool {
     /// The number of worker processes.
     pub fn processes(&self) -> usize {
         self.engine.processes()
+    }
+
+    /// Each running worker's pid, tasks done, resident set and the running
+    /// time of its current task, read now (from the workers' shared blocks
+    /// and `/proc`; about 10 us per worker). A worker still starting up
+    /// (before it stored its pid) is left out.
+    ///
+    /// ```
+    /// let pool = mp_pool::Pool::new(2)?;
+    /// pool.apply(|x: u8| x, 1)?;
+    /// let stats = pool.worker_stats();
+    /// assert!(stats.iter().any(|w| w.tasks_done == 1 && w.current_task.is_none()));
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn worker_stats(&self) -> Vec<crate::WorkerStats> {
+        self.engine.worker_stats()
+    }
+
+    /// Starts `f(args)` with time limits for this task (the fields left
+    /// unset fall back to the pool's, see [`PoolBuilder::limits`]): past
+    /// the hard limit it fails with [`ErrorKind::TimeLimit`] and its
+    /// worker is replaced.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_pool::{ErrorKind, Limits, Pool};
+    ///
+    /// fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    ///
+    /// let pool = Pool::new(1)?;
+    /// let limits = Limits::new().time_limit(Duration::from_millis(50));
+    /// let r = pool.apply_async_limited(nap, 10_000, limits)?;
+    /// assert_eq!(r.get().unwrap_err().kind(), ErrorKind::TimeLimit);
+    /// # Ok::<(), mp_pool::Error>(())
+    /// ```
+    pub fn apply_async_limited<F, A, R>(
+        &self,
+        f: F,
+        args: A,
+        limits: Limits,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        crate::front::apply_async_limited(self.backend(), f, args, None, limits)
     }
 
     /// Takes no more work (later calls fail with

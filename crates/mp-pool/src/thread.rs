@@ -249,11 +249,13 @@ fn run_next(inner: &Inner) {
     };
     let terminated = st.status == Status::Terminated;
     drop(st);
+    // Time limits need a process to stop: a thread pool has none.
     let Job {
         args,
         fds,
         sink,
         index,
+        limits: _,
     } = job;
     let blob = if terminated {
         Err(Error::terminated())

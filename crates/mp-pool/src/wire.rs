@@ -7,7 +7,8 @@
 //! worker before the first task that uses it), [`TASK`] (a function id and
 //! the encoded argument), [`TASK_FDS`] (the same for an argument that holds
 //! descriptors, which wait on the worker's descriptor socket), [`EXIT`]
-//! (finish and exit).
+//! (finish and exit), [`LIMITS`] (the time limits of the next task, only
+//! before a task that has any).
 //!
 //! Tasks carry no id: a worker runs its tasks in the order they arrive and
 //! answers in that order, so the parent matches results to the front of its
@@ -24,6 +25,9 @@ pub(crate) const TASK: u32 = 2;
 pub(crate) const TASK_FDS: u32 = 4;
 /// Parent to worker: empty; the worker finishes and exits.
 pub(crate) const EXIT: u32 = 3;
+/// Parent to worker: `[soft ns u64][hard ns u64]` (0: none), the time
+/// limits of the next task; sent only before a task that has one.
+pub(crate) const LIMITS: u32 = 5;
 
 /// The header's size.
 pub(crate) const HEADER: usize = 12;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::block::{Block, Writer};
 use crate::error::Error;
+use crate::limits::{Limits, WorkerMemory};
 use crate::wire::{self, Cursor};
 
 /// What a worker is started with.
@@ -39,6 +40,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) init: Option<(RawFunction, Vec<u8>, Vec<SharedFd>)>,
     /// Exit after this many tasks (Python's `maxtasksperchild`).
     pub(crate) max_tasks: Option<u64>,
+    /// `max_memory_per_child` and `memory_limit`.
+    pub(crate) memory: WorkerMemory,
 }
 
 /// The worker's main function.
@@ -50,6 +53,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
     let Ok(block) = Block::from_shm(args.block) else {
         return;
     };
+    block.set_pid(std::process::id());
     let mut out = Writer::new(block, results);
     if let Some((init, init_args, fds)) = args.init {
         let fds = fds.into_iter().map(SharedFd::into_inner).collect();
@@ -58,7 +62,7 @@ pub(crate) fn worker_main(args: WorkerArgs) {
             return;
         }
     }
-    serve(&sock, &fd_sock, &mut out, args.max_tasks);
+    serve(&sock, &fd_sock, &mut out, args.max_tasks, args.memory);
 }
 
 /// The task socket, read without blocking: when it is empty, the worker
@@ -89,7 +93,13 @@ impl Read for TaskSock<'_> {
     }
 }
 
-fn serve(sock: &UnixStream, fd_sock: &UnixStream, out: &mut Writer, max_tasks: Option<u64>) {
+fn serve(
+    sock: &UnixStream,
+    fd_sock: &UnixStream,
+    out: &mut Writer,
+    max_tasks: Option<u64>,
+    memory: WorkerMemory,
+) {
     // Only this process reads this end (a forked sibling's copy is never
     // used), so its file description may be non-blocking.
     if sock.set_nonblocking(true).is_err() {
@@ -99,12 +109,15 @@ fn serve(sock: &UnixStream, fd_sock: &UnixStream, out: &mut Writer, max_tasks: O
         sock,
         block: out.block().clone(),
     };
+    crate::limits::install(out.block());
     let mut reader = BufReader::with_capacity(256 * 1024, task_sock);
     let mut w = Serving {
         fd_sock,
         funcs: Vec::new(),
         started: 0,
         max_tasks,
+        memory,
+        limits: None,
         out,
     };
     let mut body = Vec::new();
@@ -147,6 +160,9 @@ struct Serving<'a> {
     /// Tasks started, as published in the block.
     started: u64,
     max_tasks: Option<u64>,
+    memory: WorkerMemory,
+    /// The time limits of the next task (a `LIMITS` frame).
+    limits: Option<Limits>,
     out: &'a mut Writer,
 }
 
@@ -165,6 +181,10 @@ impl Serving<'_> {
                 self.funcs[fid] = raw;
                 true
             }
+            wire::LIMITS => {
+                self.limits = Limits::decode(body);
+                self.limits.is_some()
+            }
             wire::TASK | wire::TASK_FDS => {
                 let mut c = Cursor::new(body);
                 let Ok(fid) = c.u32() else { return false };
@@ -181,6 +201,11 @@ impl Serving<'_> {
                     Ok(Vec::new())
                 };
                 let args = c.rest();
+                // The task's start is stamped before `started` (see
+                // `Block::set_task_start`).
+                let stamp = crate::limits::monotonic_ns();
+                self.out.block().set_task_start(stamp);
+                let limited = self.limits.take().map(|l| crate::limits::begin(l, stamp));
                 // Published before the call: if this process dies in the
                 // task, the parent knows it was this one.
                 self.started += 1;
@@ -198,6 +223,7 @@ impl Serving<'_> {
                         format!("the worker does not know function {fid}"),
                     )),
                 };
+                drop(limited);
                 if let Err(_e) = &result {
                     mp_process::mp_event!(
                         warn,
@@ -207,7 +233,9 @@ impl Serving<'_> {
                     );
                 }
                 self.out.result(&result, start.elapsed());
-                self.max_tasks.is_none_or(|m| self.started < m)
+                // Past `max_memory_per_child`: exit cleanly, as after
+                // `maxtasksperchild` (the parent requeues what is left).
+                self.max_tasks.is_none_or(|m| self.started < m) && self.memory.keep()
             }
             _ => false,
         }

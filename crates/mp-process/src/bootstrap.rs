@@ -140,6 +140,17 @@ pub(crate) fn become_child(info: ChildInfo, lifeline: Option<OwnedFd>) {
         crate::force_start_method(m);
     }
     sys::watch_parent(info.parent_pid);
+    // A limit that cannot be set must not leave the child unlimited.
+    if let Some(bytes) = info.limits.memory {
+        if sys::set_memory_limit(bytes).is_err() {
+            sys::exit_now(sys::MEMORY_LIMIT_EXIT);
+        }
+    }
+    if let Some(t) = info.limits.time {
+        if sys::set_time_limit(t).is_err() {
+            sys::exit_now(71);
+        }
+    }
     sys::set_current_identity(info);
 }
 

@@ -70,6 +70,12 @@ pub enum ErrorKind {
     NotAllowed,
     /// An operating-system call failed; see [`std::error::Error::source`].
     Io,
+    /// The child ran past its time limit ([`Process::time_limit`](crate::Process::time_limit))
+    /// and was stopped.
+    TimeLimit,
+    /// The child reached its memory limit ([`Process::memory_limit`](crate::Process::memory_limit)):
+    /// an allocation failed and it exited with [`MEMORY_LIMIT_EXIT`](crate::MEMORY_LIMIT_EXIT).
+    MemoryLimit,
 }
 
 impl Error {
@@ -112,6 +118,14 @@ impl Error {
         Error {
             status: Some(status),
             ..Error::new(ErrorKind::Died, "the child ended without a result")
+        }
+    }
+
+    /// A child stopped by its time limit (`ns`) or memory cap.
+    pub(crate) fn limit(kind: ErrorKind, message: String, status: ExitStatus) -> Error {
+        Error {
+            status: Some(status),
+            ..Error::new(kind, message)
         }
     }
 

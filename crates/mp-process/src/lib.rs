@@ -134,6 +134,13 @@ pub use fdpass::{MAX_FDS_PER_MESSAGE, SharedFd, recv_fds, send_fds};
 pub use function::{Function, RawFunction, decode, encode};
 pub use process::{ActiveChild, DEFAULT_MAX_MESSAGE_SIZE, Process};
 
+/// The exit code of a child (or pool worker) under a memory limit whose
+/// allocation failed: [`Process::memory_limit`] turns Rust's
+/// allocation-failure abort into this exit, so that it can be told from
+/// other aborts. Reserved: a child under a memory limit should not exit
+/// with it for other reasons.
+pub const MEMORY_LIMIT_EXIT: i32 = sys::MEMORY_LIMIT_EXIT;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -16,7 +16,9 @@ use crate::bootstrap;
 use crate::error::{Error, ErrorKind, ExitStatus};
 use crate::forkserver;
 use crate::sys;
-use crate::wire::{self, CallHeader, ChildFailure, ChildInfo, Outcome, ParentConn, Stop};
+use crate::wire::{
+    self, CallHeader, ChildFailure, ChildInfo, ChildLimits, Outcome, ParentConn, Stop,
+};
 use crate::{StartMethod, get_start_method};
 
 /// The default limit on the size of serialized arguments and results.
@@ -54,6 +56,7 @@ pub struct Process<R> {
     daemon: bool,
     method: Option<StartMethod>,
     max_message: u64,
+    limits: ChildLimits,
     state: State,
     _result: PhantomData<fn() -> R>,
 }
@@ -171,6 +174,7 @@ where
             daemon: bootstrap::current_info().is_some_and(|i| i.daemon),
             method,
             max_message: DEFAULT_MAX_MESSAGE_SIZE,
+            limits: ChildLimits::default(),
             state: State::NotStarted,
             _result: PhantomData,
         }
@@ -198,6 +202,42 @@ where
     /// [`get_start_method`]).
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = Some(method);
+        self
+    }
+
+    /// Stops the child `limit` after it starts, however busy it is: a
+    /// kernel timer (ITIMER_REAL) set in the child as it starts, whose
+    /// SIGALRM ends it. [`join`](Process::join) then fails with
+    /// [`ErrorKind::TimeLimit`] (and the status, SIGALRM). The clock is
+    /// the wall clock and starts in the child, before its function runs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mp_process::{ErrorKind, Process};
+    ///
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    ///
+    /// let mut p = Process::new(spin, ()).time_limit(Duration::from_millis(100));
+    /// p.start()?;
+    /// assert_eq!(p.join().unwrap_err().kind(), ErrorKind::TimeLimit);
+    /// # Ok::<(), mp_process::Error>(())
+    /// ```
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.limits.time = Some(limit);
+        self
+    }
+
+    /// Caps the child's data segment at `bytes` (RLIMIT_DATA, set in the
+    /// child as it starts, soft and hard: the heap and private writable
+    /// mappings, not address space merely reserved). An allocation past it
+    /// fails; Rust's allocation-failure abort then ends the child with exit
+    /// code [`MEMORY_LIMIT_EXIT`](crate::MEMORY_LIMIT_EXIT), and
+    /// [`join`](Process::join) fails with [`ErrorKind::MemoryLimit`].
+    /// (Fallible allocation, `try_reserve`, sees the error instead.) Under
+    /// fork the count includes what the child inherited from the parent's
+    /// heap. Other aborts stay SIGABRT.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory = Some(bytes);
         self
     }
 
@@ -265,6 +305,7 @@ where
             identity,
             max_message: self.max_message,
             key: crate::function::program_key(),
+            limits: self.limits,
         };
         let result = match (target, method) {
             (Target::Closure(run), StartMethod::Fork) => self.start_fork(info, run),
@@ -631,13 +672,35 @@ where
                 .map_err(|e| Error::codec("cannot decode the result", e).with_status(Some(status))),
             Ok(Outcome::Panic(info)) => Err(Error::panicked(info, Some(status))),
             Ok(Outcome::Failed(f)) => Err(failure_error(f).with_status(Some(status))),
-            Err(e) if e.kind() == ErrorKind::Died => Err(Error::died(status)),
+            Err(e) if e.kind() == ErrorKind::Died => Err(self.why_died(status)),
             Err(e) => Err(e.with_status(Some(status))),
         }
     }
 }
 
 impl<R> Process<R> {
+    /// The error for a child that ended without a result: a time limit
+    /// (SIGALRM) or memory cap (its exit code) it was given, else `Died`.
+    fn why_died(&self, status: ExitStatus) -> Error {
+        match self.limits {
+            ChildLimits { time: Some(t), .. } if status.signal() == Some(libc::SIGALRM) => {
+                Error::limit(
+                    ErrorKind::TimeLimit,
+                    format!("the child ran past its time limit of {t:?} and was stopped"),
+                    status,
+                )
+            }
+            ChildLimits {
+                memory: Some(m), ..
+            } if status.code() == Some(sys::MEMORY_LIMIT_EXIT) => Error::limit(
+                ErrorKind::MemoryLimit,
+                format!("the child reached its memory limit of {m} bytes (an allocation failed)"),
+                status,
+            ),
+            _ => Error::died(status),
+        }
+    }
+
     fn inner(&self) -> Option<&Arc<Inner>> {
         match &self.state {
             State::NotStarted => None,

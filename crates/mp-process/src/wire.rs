@@ -50,6 +50,15 @@ pub(crate) struct ChildInfo {
     /// The program's function key (see `function`), shared by every process
     /// of one program tree.
     pub(crate) key: u64,
+    /// The limits the child sets on itself as it starts.
+    pub(crate) limits: ChildLimits,
+}
+
+/// A child's time limit and memory cap (see `sys::limits`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ChildLimits {
+    pub(crate) time: Option<std::time::Duration>,
+    pub(crate) memory: Option<u64>,
 }
 
 /// How the function call ended in the child.

@@ -64,6 +64,15 @@ pub enum ErrorKind {
     Cancelled,
     /// A pool's initializer failed.
     Initializer,
+    /// A pool task ran past its hard time limit; its worker was stopped
+    /// and replaced (`mp::pool::Limits`).
+    TimeLimit,
+    /// A pool task's worker reached its memory limit; the worker was
+    /// replaced.
+    MemoryLimit,
+    /// A pool's workers died faster than its restart limit allows; it
+    /// stopped replacing them.
+    RestartLimit,
     /// The authentication handshake failed.
     Authentication,
     /// A server refused a new connection: it is at its connection cap.
@@ -172,6 +181,8 @@ fn process_kind(e: &mp_process::Error) -> ErrorKind {
         K::InvalidStartMethod => ErrorKind::InvalidArgument,
         K::NotAllowed => ErrorKind::NotAllowed,
         K::Io => ErrorKind::Io,
+        K::TimeLimit => ErrorKind::TimeLimit,
+        K::MemoryLimit => ErrorKind::MemoryLimit,
         _ => ErrorKind::Other,
     }
 }
@@ -195,6 +206,9 @@ impl From<mp_pool::Error> for Error {
             K::Initializer => ErrorKind::Initializer,
             K::Cancelled => ErrorKind::Cancelled,
             K::Serialization => ErrorKind::Serialization,
+            K::TimeLimit => ErrorKind::TimeLimit,
+            K::MemoryLimit => ErrorKind::MemoryLimit,
+            K::RestartLimit => ErrorKind::RestartLimit,
             _ => ErrorKind::Other,
         };
         Error::new(kind, e)

@@ -62,6 +62,11 @@
 //!   either kind.
 //! - [`ThreadPoolExecutor`]: the executor API on threads, with the same
 //!   [`Future`]s.
+//! - For untrusted work: per-task time limits ([`pool::Limits`], a soft
+//!   one a task watches with [`pool::time_left`]), per-worker memory
+//!   limits, a restart limit and [`Pool::worker_stats`]; failures are
+//!   [`ErrorKind::TimeLimit`], [`ErrorKind::MemoryLimit`] and
+//!   [`ErrorKind::RestartLimit`].
 //! - The whole crate: [`pool`] (`mp-pool`).
 //!
 //! # Managers

@@ -78,3 +78,20 @@ fn downcast_to_the_wrong_type_gives_the_error_back() {
     let err = err.downcast::<mp::pool::Error>().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Empty);
 }
+
+fn spin(_: ()) -> u8 {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn a_pool_time_limit_is_its_own_kind() {
+    let pool = mp::Pool::new(1).unwrap();
+    let limits = mp::pool::Limits::new().time_limit(Duration::from_millis(50));
+    let r = pool.apply_async_limited(spin, (), limits).unwrap();
+    let err = Error::from(r.get_timeout(Duration::from_secs(10)).unwrap_err());
+    assert_eq!(err.kind(), ErrorKind::TimeLimit);
+    let inner = err.downcast_ref::<mp::pool::Error>().expect("a pool error");
+    assert_eq!(inner.time_limit(), Some(Duration::from_millis(50)));
+}

@@ -59,6 +59,11 @@ fn pool_items() {
     let _: Option<mp::AsyncResult<u8>> = None::<mp::pool::AsyncResult<u8>>;
     let _: Option<mp::Future<u8>> = None::<mp::pool::Future<u8>>;
     let _: Option<mp::ImapIter<u8>> = None::<mp::pool::ImapIter<u8>>;
+    // The limits for untrusted work.
+    let _: mp::pool::Limits = mp::pool::Limits::new();
+    let _: fn() -> Option<std::time::Duration> = mp::pool::time_left;
+    let _: Option<mp::pool::WorkerStats> = None;
+    let _: i32 = mp::process::MEMORY_LIMIT_EXIT;
 }
 
 #[test]

@@ -95,14 +95,14 @@ fn verdicts() {
     assert_eq!((sj.met, sj.measured), (Some(false), Some(2.5)));
     let ac = find("atomic_counter", ">= 0.80 of its floor");
     assert_eq!((ac.met, ac.measured), (None, None));
-    // 3 peer verdicts and one per floor goal.
-    assert_eq!(v.len(), 3 + 4, "{v:#?}");
+    // 3 peer verdicts and one per named goal (the limits' rows unmeasured).
+    assert_eq!(v.len(), 3 + 7, "{v:#?}");
 }
 
 #[test]
 fn missing_rows_are_not_measured() {
     let v = check(&[]);
-    assert_eq!(v.len(), 4, "one per named row, none for the peers: {v:#?}");
+    assert_eq!(v.len(), 7, "one per named row, none for the peers: {v:#?}");
     assert!(v.iter().all(|x| x.met.is_none()));
     // A failed mp side: the peer's verdict has no figure.
     let failed = row(
@@ -114,4 +114,35 @@ fn missing_rows_are_not_measured() {
     let v = check(&[failed]);
     assert_eq!(v[0].goal, "ahead of ipc-channel");
     assert_eq!(v[0].met, None);
+}
+
+#[test]
+fn a_row_against_another_row_and_an_absolute_bound() {
+    let rows = vec![
+        row("pool_apply_async", Better::Higher, s(1000.0), &[]),
+        row("pool_apply_async_limited", Better::Higher, s(950.0), &[]),
+        row("pool_timeout_recovery", Better::Lower, s(3.0), &[]),
+        row(
+            "pool_timeout_recovery:forkserver",
+            Better::Lower,
+            s(7.0),
+            &[],
+        ),
+    ];
+    let v = check(&rows);
+    let find = |row: &str| v.iter().find(|x| x.row == row).unwrap();
+    let l = find("pool_apply_async_limited");
+    assert_eq!(l.goal, ">= 0.90 of pool_apply_async");
+    assert_eq!(l.met, Some(true));
+    assert!((l.measured.unwrap() - 0.95).abs() < 1e-9);
+    assert_eq!(find("pool_timeout_recovery").goal, "<= 5");
+    assert_eq!(find("pool_timeout_recovery").met, Some(true));
+    assert_eq!(find("pool_timeout_recovery:forkserver").met, Some(false));
+    // Without the other row there is no figure.
+    let v = check(&rows[1..2]);
+    let l = v
+        .iter()
+        .find(|x| x.row == "pool_apply_async_limited")
+        .unwrap();
+    assert_eq!(l.met, None);
 }

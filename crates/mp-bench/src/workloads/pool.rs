@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use mp_pool::{Pool, ProcessPoolExecutor};
+use std::time::Duration;
+
+use mp_pool::{Limits, Pool, ProcessPoolExecutor};
 use mp_process::{Process, StartMethod};
 
 use super::repeat;
@@ -104,6 +106,73 @@ pub(crate) fn apply_async(quick: bool) -> Result<Vec<f64>, String> {
             .map_err(err)?;
         rs.iter().map(|r| r.get().map_err(err)).collect()
     })
+}
+
+/// `apply_async` with a hard limit (60 s) and a soft one (30 s) that no
+/// task reaches: what limits cost a burst (the `LIMITS` frame, a clock
+/// read per task on each side); tasks/s.
+pub(crate) fn apply_async_limited(quick: bool) -> Result<Vec<f64>, String> {
+    let limits = Limits::new()
+        .time_limit(Duration::from_secs(60))
+        .soft_time_limit(Duration::from_secs(30));
+    throughput(quick, 10_000, |p| {
+        let rs = (0..10_000)
+            .map(|i| p.apply_async_limited(f, i, limits))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        rs.iter().map(|r| r.get().map_err(err)).collect()
+    })
+}
+
+/// Never returns.
+fn spin(_: i64) -> i64 {
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+/// On an idle `Pool(1)`: a task that spins, with a hard limit of 50 ms,
+/// and `f` queued behind it; the ms from the limit (the spinner's
+/// submission plus 50 ms: an idle worker picks it up at once) to `f`'s
+/// result, which needs the stop, the reaping and a new worker.
+fn timeout_recovery(quick: bool, method: StartMethod) -> Result<Vec<f64>, String> {
+    const LIMIT: Duration = Duration::from_millis(50);
+    let pool = Pool::builder()
+        .processes(1)
+        .start_method(method)
+        .build()
+        .map_err(err)?;
+    pool.map(f, 0..100, Some(1)).map_err(err)?;
+    let limits = Limits::new().time_limit(LIMIT);
+    let once = || -> Result<f64, String> {
+        let start = Instant::now();
+        let stuck = pool.apply_async_limited(spin, 0, limits).map_err(err)?;
+        let next = pool.apply_async(f, 41).map_err(err)?;
+        let got = next.get().map_err(err)?;
+        let t = start.elapsed().saturating_sub(LIMIT);
+        if got != 42 {
+            return Err(format!("f(41) gave {got}"));
+        }
+        match stuck.get() {
+            Err(e) if e.kind() == mp_pool::ErrorKind::TimeLimit => {}
+            other => return Err(format!("the spinning task gave {other:?}")),
+        }
+        Ok(t.as_secs_f64() * 1e3)
+    };
+    once()?;
+    let samples = repeat(quick, once)?;
+    finish(pool)?;
+    Ok(samples)
+}
+
+/// [`timeout_recovery`] under fork; ms.
+pub(crate) fn timeout_recovery_fork(quick: bool) -> Result<Vec<f64>, String> {
+    timeout_recovery(quick, StartMethod::Fork)
+}
+
+/// [`timeout_recovery`] under forkserver; ms.
+pub(crate) fn timeout_recovery_forkserver(quick: bool) -> Result<Vec<f64>, String> {
+    timeout_recovery(quick, StartMethod::ForkServer)
 }
 
 /// One `apply(f, i)` at a time on an idle `Pool(2)`, 3,000 calls in

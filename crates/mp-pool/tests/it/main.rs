@@ -9,6 +9,7 @@ mod durability;
 mod executor;
 mod failures;
 mod handles;
+mod limits;
 mod progress;
 mod props;
 mod resources;

@@ -9,6 +9,7 @@ mod fds;
 mod function;
 mod identity;
 mod lifecycle;
+mod limits;
 
 pub(crate) use mp_test_helpers::{METHODS, exclusive, fd_count, running, shared, zombie_count};
 
