@@ -80,6 +80,7 @@ mod engine;
 mod error;
 mod executor;
 mod front;
+mod imap;
 mod pool;
 #[doc(hidden)] // the hook for mp-mpi's pool, not user API
 pub mod remote;
@@ -94,6 +95,7 @@ pub use executor::{
     ThreadPoolExecutor, as_completed, wait,
 };
 pub use front::TaskPool;
+pub use imap::ImapStream;
 pub use pool::{Pool, PoolBuilder};
 pub use result::{AsyncResult, ImapIter};
 #[doc(hidden)]
