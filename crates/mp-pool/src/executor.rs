@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use mp_process::StartMethod;
@@ -500,6 +502,34 @@ impl<R> fmt::Debug for ExecutorMap<R> {
 
 /// The eventual result of [`ProcessPoolExecutor::submit`] or
 /// [`ThreadPoolExecutor::submit`] (Python's `concurrent.futures.Future`).
+///
+/// # In async code
+///
+/// `Future<R>` is also a [`std::future::Future`] with `Output = Result<R,
+/// Error>`, what [`result`](Future::result) returns (the task's error,
+/// [`ErrorKind::Cancelled`], [`ErrorKind::Broken`]), decoded on the
+/// polling thread. It needs no runtime: the executor's thread that
+/// delivers the result wakes the awaiting task, no thread waits per
+/// pending future, and `poll` never blocks. Clones may be awaited at
+/// once; each is woken.
+///
+/// Cancellation safety: dropping the future (or the task awaiting it)
+/// before it completes does not cancel the task, which still runs; its
+/// result stays available to every clone and its done-callbacks run.
+/// This is the detach of tokio's `JoinHandle`, not the kill of pebble's
+/// asyncio pool: to cancel a task that has not started, call
+/// [`cancel`](Future::cancel), which never blocks either.
+///
+/// ```
+/// use mp_pool::ProcessPoolExecutor;
+///
+/// fn task(n: u64) -> u64 { (0..n).sum() }
+///
+/// let ex = ProcessPoolExecutor::new(2)?;
+/// let fut = ex.submit(task, 10_000)?;
+/// assert_eq!(smol::block_on(fut)?, 49_995_000);
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
 pub struct Future<R> {
     result: AsyncResult<R>,
     sink: Arc<dyn Sink>,
@@ -571,6 +601,14 @@ impl<R> Future<R> {
     {
         let me = self.clone();
         self.result.cell().on_set(Box::new(move || f(&me)));
+    }
+}
+
+impl<R> std::future::Future for Future<R> {
+    type Output = Result<R, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R, Error>> {
+        Pin::new(&mut self.get_mut().result).poll(cx)
     }
 }
 

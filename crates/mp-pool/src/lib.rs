@@ -92,6 +92,7 @@ mod error;
 mod executor;
 mod front;
 mod limits;
+mod imap;
 mod pool;
 #[doc(hidden)] // the hook for mp-mpi's pool, not user API
 pub mod remote;
@@ -108,6 +109,7 @@ pub use executor::{
 };
 pub use front::TaskPool;
 pub use limits::{Limits, hard_time_left, soft_limit_passed, time_left};
+pub use imap::ImapStream;
 pub use pool::{Pool, PoolBuilder};
 pub use result::{AsyncResult, ImapIter};
 #[doc(hidden)]

@@ -1,23 +1,26 @@
 //! Where results land: one-shot cells behind `AsyncResult` and `Future`,
-//! the sinks that gather a task's chunks into them, the streams behind
-//! `imap`, and the callback thread.
+//! the sinks that gather a task's chunks into them, and the callback
+//! thread (the streams behind `imap` are in `imap`).
 //!
 //! Results stay encoded until the caller asks for them: the pool's reader
 //! threads never see the result type, and decoding happens in `get`, in
 //! the iterator or in a blocking `map` (`Collect`), on the caller's thread.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind};
+pub use crate::imap::ImapIter;
+pub(crate) use crate::imap::Stream;
 
 /// A task's outcome: its encoded result, or why it failed.
 pub(crate) type Blob = Result<Vec<u8>, Error>;
@@ -41,7 +44,7 @@ pub(crate) trait Waiters {
     fn waiters(&mut self) -> &mut usize;
 }
 
-fn wait_until<'a, T: Waiters>(
+pub(crate) fn wait_until<'a, T: Waiters>(
     cv: &Condvar,
     mut g: MutexGuard<'a, T>,
     deadline: Option<Instant>,
@@ -183,6 +186,14 @@ struct CellState {
     value: Option<Outcome>,
     done_callbacks: Vec<Job>,
     watchers: Vec<(Weak<Notify>, usize)>,
+    /// The tasks awaiting the cell (`AsyncResult` polled as a future),
+    /// each under the key its future holds: a future polled again
+    /// replaces its own waker, one dropped removes it, and every clone
+    /// awaited at once has its own entry, so all of them wake. Empty
+    /// unless someone awaits: `set` then only sees an empty vector, under
+    /// the lock it takes anyway.
+    wakers: Vec<(u64, Waker)>,
+    next_key: u64,
 }
 
 impl Cell {
@@ -195,10 +206,17 @@ impl Cell {
         st.value = Some(value);
         let callbacks = std::mem::take(&mut st.done_callbacks);
         let watchers = std::mem::take(&mut st.watchers);
+        let wakers = std::mem::take(&mut st.wakers);
         let wake = st.waiters > 0;
         drop(st);
         if wake {
             self.cv.notify_all();
+        }
+        // Whoever sets the cell (a reader thread, the callback thread, a
+        // thread pool's thread, a canceller) wakes the awaiting tasks: no
+        // runtime needs to look, and no thread waits per future.
+        for (_, w) in wakers {
+            w.wake();
         }
         for (w, id) in watchers {
             if let Some(w) = w.upgrade() {
@@ -243,6 +261,43 @@ impl Cell {
         run_caught(job);
     }
 
+    /// For a future's `poll`: maps the value if the cell is set; else
+    /// registers `waker` under `*key` (a new key the first time), to be
+    /// woken by `set`, and returns `None`. Never waits.
+    fn poll_with<T>(
+        &self,
+        key: &mut Option<u64>,
+        waker: &Waker,
+        f: impl FnOnce(&Outcome) -> T,
+    ) -> Option<T> {
+        let mut st = lock(&self.state);
+        if let Some(v) = &st.value {
+            // `set` took the wakers: ours is gone.
+            *key = None;
+            return Some(f(v));
+        }
+        let st = &mut *st;
+        match key.and_then(|k| st.wakers.iter_mut().find(|(x, _)| *x == k)) {
+            Some((_, w)) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+            }
+            None => {
+                let k = st.next_key;
+                st.next_key += 1;
+                st.wakers.push((k, waker.clone()));
+                *key = Some(k);
+            }
+        }
+        None
+    }
+
+    /// A future that registered under `key` is dropped unfinished.
+    fn forget(&self, key: u64) {
+        lock(&self.state).wakers.retain(|(k, _)| *k != key);
+    }
+
     /// Waits for the value, then maps it; `None` on timeout.
     fn with<T>(&self, deadline: Option<Instant>, f: impl FnOnce(&Outcome) -> T) -> Option<T> {
         let g = lock(&self.state);
@@ -252,12 +307,6 @@ impl Cell {
 }
 
 impl Waiters for CellState {
-    fn waiters(&mut self) -> &mut usize {
-        &mut self.waiters
-    }
-}
-
-impl Waiters for StreamState {
     fn waiters(&mut self) -> &mut usize {
         &mut self.waiters
     }
@@ -647,10 +696,52 @@ pub(crate) fn decode_many<R: DeserializeOwned>(blobs: &[Vec<u8>]) -> Result<Vec<
 
 /// The result of an asynchronous call: Python's `AsyncResult` (and
 /// `MapResult`). `get` may be called any number of times; the value stays.
+///
+/// # In async code
+///
+/// `AsyncResult<T>` is a [`std::future::Future`] with `Output =
+/// Result<T, Error>`, the value (or error) `get` returns, decoded on the
+/// polling thread as `get` decodes it. It needs no runtime: polling checks
+/// the result, and if it is not there registers the task's waker, which
+/// the pool's thread that delivers the result wakes (the worker's reader
+/// thread, the callback thread for a call with a callback, a thread
+/// pool's thread). No thread waits per pending future, and `poll` never
+/// blocks or spins (unlike `get`, which first polls the workers' rings
+/// for a moment). Awaiting a result that is ready returns at once; a
+/// future polled after it completed returns the value again.
+///
+/// Clones share the result: any number of clones may be awaited at once
+/// (on one task or many), and each is woken.
+///
+/// Cancellation safety: dropping an `AsyncResult` (or the task awaiting
+/// it) before it completes cancels nothing and never blocks. The task
+/// still runs, its callbacks still run, and its result is still there for
+/// every clone (`get`, or another `await`).
+///
+/// ```
+/// use mp_pool::Pool;
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = Pool::new(2)?;
+/// let results: Vec<_> = (0..10).map(|x| pool.apply_async(square, x)).collect::<Result<_, _>>()?;
+/// let sum = smol::block_on(async {
+///     let mut sum = 0;
+///     for r in results {
+///         sum += r.await?;
+///     }
+///     Ok::<_, mp_pool::Error>(sum)
+/// })?;
+/// assert_eq!(sum, 285);
+/// # Ok::<(), mp_pool::Error>(())
+/// ```
 pub struct AsyncResult<T> {
     cell: Arc<Cell>,
     decode: fn(&[Vec<u8>]) -> Result<T, Error>,
     assist: Option<Weak<dyn Assist>>,
+    /// This future's entry in the cell's wakers, once it was polled and
+    /// found the result missing.
+    key: Option<u64>,
 }
 
 /// A pool that can fetch results on a waiting caller's thread (the
@@ -668,6 +759,7 @@ impl<T> AsyncResult<T> {
             cell,
             decode,
             assist: None,
+            key: None,
         }
     }
 
@@ -749,6 +841,33 @@ impl<T> Clone for AsyncResult<T> {
             cell: self.cell.clone(),
             decode: self.decode,
             assist: self.assist.clone(),
+            key: None,
+        }
+    }
+}
+
+impl<T> std::future::Future for AsyncResult<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
+        let this = self.get_mut();
+        let decode = this.decode;
+        match this.cell.poll_with(&mut this.key, cx.waker(), |v| match v {
+            Ok(blobs) => decode(blobs),
+            Err(e) => Err(e.clone()),
+        }) {
+            Some(r) => Poll::Ready(r),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for AsyncResult<T> {
+    /// A future dropped while it waits takes its waker out of the cell
+    /// (a lock the pool holds only for moments; nothing else waits).
+    fn drop(&mut self) {
+        if let Some(k) = self.key.take() {
+            self.cell.forget(k);
         }
     }
 }
@@ -757,199 +876,6 @@ impl<T> fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncResult")
             .field("ready", &self.ready())
-            .finish()
-    }
-}
-
-/// The chunks of an `imap` call as they complete.
-pub(crate) struct Stream {
-    state: Mutex<StreamState>,
-    cv: Condvar,
-    chunksize: usize,
-    items: usize,
-}
-
-struct StreamState {
-    waiters: usize,
-    /// Completed chunks by index (ordered) ...
-    by_index: BTreeMap<usize, Blob>,
-    /// ... or in completion order (unordered).
-    arrived: VecDeque<(usize, Blob)>,
-    ordered: bool,
-    done_items: usize,
-}
-
-impl Stream {
-    pub(crate) fn new(ordered: bool, chunksize: usize, items: usize) -> Arc<Stream> {
-        Arc::new(Stream {
-            state: Mutex::new(StreamState {
-                waiters: 0,
-                by_index: BTreeMap::new(),
-                arrived: VecDeque::new(),
-                ordered,
-                done_items: 0,
-            }),
-            cv: Condvar::new(),
-            chunksize,
-            items,
-        })
-    }
-
-    fn chunk_len(&self, index: usize) -> usize {
-        let start = index * self.chunksize;
-        self.chunksize.min(self.items.saturating_sub(start))
-    }
-}
-
-impl Sink for Stream {
-    fn complete(&self, index: usize, blob: Blob) {
-        self.complete_many(vec![(index, blob)]);
-    }
-
-    /// One lock and at most one wake-up for a whole result batch: per
-    /// chunk, the iterating thread was woken once per chunk of a batch
-    /// (`imap(f, 0..100_000, chunksize=64)`: 1,563 chunks).
-    fn complete_many(&self, done: Vec<(usize, Blob)>) {
-        let mut st = lock(&self.state);
-        for (index, blob) in done {
-            st.done_items += self.chunk_len(index);
-            if st.ordered {
-                st.by_index.insert(index, blob);
-            } else {
-                st.arrived.push_back((index, blob));
-            }
-        }
-        let wake = st.waiters > 0;
-        drop(st);
-        if wake {
-            self.cv.notify_all();
-        }
-    }
-}
-
-/// The iterator of `imap` and `imap_unordered`: each item is the result of
-/// one input item, or its error. [`next_timeout`](ImapIter::next_timeout)
-/// waits at most a given time.
-///
-/// The iterator does not borrow the pool. If the pool is terminated (or
-/// dropped) first, the items not yet computed come out as
-/// [`ErrorKind::Terminated`] errors: iteration never hangs.
-pub struct ImapIter<R> {
-    stream: Arc<Stream>,
-    /// The rest of the chunk taken last: its results, or its error once
-    /// per item. (Not a queue of `Result<R, Error>`: moving each item
-    /// through one cost more than decoding it, at `imap(f, 0..100_000,
-    /// chunksize=64)`.)
-    ready: std::vec::IntoIter<R>,
-    failed: Option<(Error, usize)>,
-    taken: usize,
-    chunks: usize,
-    consumed: usize,
-    _r: PhantomData<fn() -> R>,
-}
-
-impl<R: DeserializeOwned> ImapIter<R> {
-    pub(crate) fn new(stream: Arc<Stream>) -> ImapIter<R> {
-        let chunks = stream.items.div_ceil(stream.chunksize.max(1));
-        ImapIter {
-            stream,
-            ready: Vec::new().into_iter(),
-            failed: None,
-            taken: 0,
-            chunks,
-            consumed: 0,
-            _r: PhantomData,
-        }
-    }
-
-    fn next_deadline(&mut self, deadline: Option<Instant>) -> Option<Result<R, Error>> {
-        if let Some(x) = self.pop_ready() {
-            return Some(x);
-        }
-        if self.taken == self.chunks {
-            return None;
-        }
-        let s = &self.stream;
-        let next = self.taken;
-        let g = lock(&s.state);
-        let (mut g, ok) = wait_until(&s.cv, g, deadline, |st| {
-            if st.ordered {
-                st.by_index.contains_key(&next)
-            } else {
-                !st.arrived.is_empty()
-            }
-        });
-        if !ok {
-            return Some(Err(Error::timeout()));
-        }
-        let (index, blob) = if g.ordered {
-            (next, g.by_index.remove(&next).expect("present"))
-        } else {
-            g.arrived.pop_front().expect("present")
-        };
-        drop(g);
-        self.taken += 1;
-        let n = s.chunk_len(index);
-        self.consumed += n;
-        let mut items = Vec::new();
-        match blob.and_then(|b| crate::chunk::decode_results_into::<R>(&b, &mut items)) {
-            Ok(()) => self.ready = items.into_iter(),
-            Err(e) => self.failed = (n > 0).then_some((e, n)),
-        }
-        self.pop_ready()
-    }
-
-    fn pop_ready(&mut self) -> Option<Result<R, Error>> {
-        if let Some(x) = self.ready.next() {
-            return Some(Ok(x));
-        }
-        let (e, left) = self.failed.as_mut()?;
-        *left -= 1;
-        if *left > 0 {
-            return Some(Err(e.clone()));
-        }
-        self.failed.take().map(|(e, _)| Err(e))
-    }
-
-    fn ready_len(&self) -> usize {
-        self.ready.len() + self.failed.as_ref().map_or(0, |(_, n)| *n)
-    }
-
-    /// The next result, waiting at most `timeout`. On timeout it returns
-    /// `Some(Err(e))` with [`ErrorKind::Timeout`]; nothing is lost, and the
-    /// iterator can be used again (Python's `next(timeout)`).
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, Error>> {
-        self.next_deadline(Some(Instant::now() + timeout))
-    }
-
-    pub(crate) fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<R, Error>> {
-        self.next_deadline(deadline)
-    }
-
-    /// Progress of the whole call: (items completed, items in total).
-    pub fn progress(&self) -> (usize, usize) {
-        (lock(&self.stream.state).done_items, self.stream.items)
-    }
-}
-
-impl<R: DeserializeOwned> Iterator for ImapIter<R> {
-    type Item = Result<R, Error>;
-
-    fn next(&mut self) -> Option<Result<R, Error>> {
-        self.next_deadline(None)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.stream.items - self.consumed + self.ready_len();
-        (left, Some(left))
-    }
-}
-
-impl<R> fmt::Debug for ImapIter<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ImapIter")
-            .field("chunks", &self.chunks)
-            .field("taken", &self.taken)
             .finish()
     }
 }

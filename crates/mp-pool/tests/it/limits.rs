@@ -414,7 +414,7 @@ fn a_leaking_worker_is_recycled_by_max_memory_per_child() {
         assert_ne!(second, third, "{m}: the leaking worker was not recycled");
         // Tasks queued behind the recycling run on the next worker.
         let rs: Vec<_> = (0..4).map(|i| pool.apply_async(inc, i).unwrap()).collect();
-        let _ = pool.apply_async(leak, 128).unwrap();
+        drop(pool.apply_async(leak, 128).unwrap());
         for (i, r) in rs.into_iter().enumerate() {
             assert_eq!(r.get_timeout(SOON).unwrap(), i as i64 + 1, "{m}");
         }

@@ -4,6 +4,7 @@
 //! workers re-enter it before `main`, so no custom harness is needed.
 
 mod api;
+mod asyncs;
 mod codec;
 mod durability;
 mod executor;
