@@ -3,6 +3,7 @@
 //! pending future.
 
 mod pipe;
+mod queue;
 
 use std::future::Future;
 use std::time::Duration;
