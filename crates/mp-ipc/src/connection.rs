@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::Error;
 use crate::sock;
 
+mod asyncs;
+
 /// The default limit on the length of one incoming message: 1 GiB. A
 /// longer frame header closes the connection with
 /// [`Error::MessageTooLong`]; see [`Connection::set_max_message_size`].
@@ -64,6 +66,14 @@ pub struct Connection {
     rend: usize,
     wbuf: Vec<u8>,
     max_message: u64,
+    /// A long frame whose payload an async receive began and was dropped
+    /// before it ended: the payload so far and its length. The next
+    /// receive, of either form, goes on with it, so nothing is lost.
+    partial: Option<(Vec<u8>, usize)>,
+    /// A frame an async send began and was dropped before it ended:
+    /// `wpend[woff..]` is still to go, before any other message.
+    wpend: Vec<u8>,
+    woff: usize,
 }
 
 /// Creates a connected pair of [`Connection`]s, Python's `Pipe(duplex)`.
@@ -108,6 +118,14 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
     }
 }
 
+/// What [`Connection::header`] found at the front of the buffer.
+enum Header {
+    /// Not enough bytes yet: this many are needed.
+    Need(usize),
+    /// A header of this many bytes, then a payload of this many.
+    Frame(usize, usize),
+}
+
 /// Where a frame's payload is after [`Connection::next_frame`].
 enum Payload {
     /// In the receive buffer, at this range (consumed already; valid until
@@ -128,6 +146,9 @@ impl Connection {
             rend: 0,
             wbuf: Vec::new(),
             max_message: DEFAULT_MAX_MESSAGE_SIZE,
+            partial: None,
+            wpend: Vec::new(),
+            woff: 0,
         }
     }
 
@@ -178,6 +199,9 @@ impl Connection {
         self.rbuf = Vec::new();
         self.rstart = 0;
         self.rend = 0;
+        self.partial = None;
+        self.wpend = Vec::new();
+        self.woff = 0;
     }
 
     /// A second handle to the same socket, with its own receive buffer. Only
@@ -242,6 +266,7 @@ impl Connection {
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
         self.check_send()?;
+        self.finish_pending()?;
         let mut buf = std::mem::take(&mut self.wbuf);
         buf.clear();
         buf.extend_from_slice(&[0; 4]);
@@ -296,12 +321,25 @@ impl Connection {
         }
     }
 
+    /// Writes what a dropped async send left of its frame, so that the
+    /// next message starts on a frame boundary.
+    fn finish_pending(&mut self) -> Result<(), Error> {
+        if self.woff < self.wpend.len() && self.woff > 0 {
+            let r = sock::send_all(self.check_send()?, &[&self.wpend[self.woff..]]);
+            self.wpend.clear();
+            self.woff = 0;
+            r.map_err(send_error)?;
+        }
+        Ok(())
+    }
+
     fn send_bytes_deadline(
         &mut self,
         bytes: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
         self.check_send()?;
+        self.finish_pending()?;
         self.wait_room(deadline)?;
         let n = bytes.len();
         let r = if n <= COPY_MAX {
@@ -531,13 +569,55 @@ impl Connection {
     /// the connection, since the stream cannot be resumed mid-frame.
     fn next_frame_by(&mut self, deadline: Option<Instant>, whole: bool) -> Result<Payload, Error> {
         self.check_recv()?;
-        self.fill_to(4, deadline, whole)?;
+        if let Some((mut v, len)) = self.partial.take() {
+            // A long frame an async receive began: read on to its end.
+            let r = self.long_payload_into(&mut v, len, if whole { deadline } else { None });
+            if r.is_err() {
+                self.close();
+            }
+            return r.map(|()| Payload::Owned(v));
+        }
+        let (hdr, len) = loop {
+            match self.header()? {
+                Header::Need(n) => self.fill_to(n, deadline, whole)?,
+                Header::Frame(hdr, len) => break (hdr, len),
+            }
+        };
+        if hdr + len <= RBUF {
+            // Header and payload stay buffered until the frame is whole, so
+            // a timeout here leaves the stream as it was.
+            self.fill_to(hdr + len, deadline, whole)?;
+            let s = self.rstart + hdr;
+            self.rstart = s + len;
+            return Ok(Payload::Buffered(s, s + len));
+        }
+        self.rstart += hdr;
+        let mut v = Vec::new();
+        let r = self.long_payload_into(&mut v, len, if whole { deadline } else { None });
+        if r.is_err() {
+            // Half a frame is consumed: nothing after it can be parsed.
+            self.close();
+        }
+        r.map(|()| Payload::Owned(v))
+    }
+
+    /// Parses the frame header at the front of the buffer, without
+    /// consuming it: how many bytes are needed first, or the header's
+    /// length and the payload's. A malformed or too long header closes the
+    /// connection.
+    fn header(&mut self) -> Result<Header, Error> {
+        let have = self.rend - self.rstart;
+        if have < 4 {
+            return Ok(Header::Need(4));
+        }
         let h = &self.rbuf[self.rstart..self.rstart + 4];
         let short = i32::from_be_bytes([h[0], h[1], h[2], h[3]]);
         let (hdr, len) = if short >= 0 {
             (4, short as u64)
         } else if short == -1 {
-            self.fill_to(12, deadline, whole)?;
+            if have < 12 {
+                return Ok(Header::Need(12));
+            }
             let l = &self.rbuf[self.rstart + 4..self.rstart + 12];
             (12, u64::from_be_bytes(l.try_into().expect("8 bytes")))
         } else {
@@ -561,20 +641,7 @@ impl Connection {
                 max: usize::MAX as u64,
             });
         };
-        if hdr + len <= RBUF {
-            // Header and payload stay buffered until the frame is whole, so
-            // a timeout here leaves the stream as it was.
-            self.fill_to(hdr + len, deadline, whole)?;
-            let s = self.rstart + hdr;
-            self.rstart = s + len;
-            return Ok(Payload::Buffered(s, s + len));
-        }
-        let r = self.long_payload(hdr, len, if whole { deadline } else { None });
-        if r.is_err() {
-            // Half a frame is consumed: nothing after it can be parsed.
-            self.close();
-        }
-        r.map(Payload::Owned)
+        Ok(Header::Frame(hdr, len))
     }
 
     /// Reads a long frame's payload into its own vector, which grows with
@@ -583,32 +650,33 @@ impl Connection {
     /// sends 12 bytes costs a few kilobytes, not 1 GiB; the vector is never
     /// zeroed, so a frame whose bytes are all there costs one allocation
     /// and one copy out of the kernel.
-    fn long_payload(
+    ///
+    /// `v` holds the payload read so far (empty for a new frame, whose
+    /// header is consumed already); a timeout leaves what arrived in `v`.
+    fn long_payload_into(
         &mut self,
-        hdr: usize,
+        v: &mut Vec<u8>,
         len: usize,
         deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, Error> {
-        self.rstart += hdr;
-        let have = (self.rend - self.rstart).min(len);
+    ) -> Result<(), Error> {
+        let have = (self.rend - self.rstart).min(len - v.len());
         let fd = self.fd.as_ref().ok_or(Error::Closed)?.as_fd();
-        let mut v = Vec::new();
-        grow(&mut v, len, have + sock::queued(fd))?;
+        grow(v, len, v.len() + have + sock::queued(fd))?;
         v.extend_from_slice(&self.rbuf[self.rstart..self.rstart + have]);
         self.rstart += have;
         while v.len() < len {
             if v.len() == v.capacity() {
                 let want = (v.len() * 2).max(v.len() + sock::queued(fd));
-                grow(&mut v, len, want)?;
+                grow(v, len, want)?;
             }
             let left = len - v.len();
-            match sock::recv_vec_until(fd, &mut v, left, deadline)? {
+            match sock::recv_vec_until(fd, v, left, deadline)? {
                 None => return Err(Error::Timeout),
                 Some(0) => return Err(Error::Eof),
                 Some(_) => {}
             }
         }
-        Ok(v)
+        Ok(())
     }
 }
 

@@ -68,6 +68,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::connection::SOCKET_BUFFER;
 use crate::error::{GetError, PutError, TaskDoneError, Timeout};
 
+mod asyncs;
 mod ring;
 #[cfg(test)]
 mod tests;

@@ -91,8 +91,8 @@ mod engine;
 mod error;
 mod executor;
 mod front;
-mod limits;
 mod imap;
+mod limits;
 mod pool;
 #[doc(hidden)] // the hook for mp-mpi's pool, not user API
 pub mod remote;
@@ -108,8 +108,8 @@ pub use executor::{
     ThreadPoolExecutor, as_completed, wait,
 };
 pub use front::TaskPool;
-pub use limits::{Limits, hard_time_left, soft_limit_passed, time_left};
 pub use imap::ImapStream;
+pub use limits::{Limits, hard_time_left, soft_limit_passed, time_left};
 pub use pool::{Pool, PoolBuilder};
 pub use result::{AsyncResult, ImapIter};
 #[doc(hidden)]

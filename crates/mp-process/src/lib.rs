@@ -116,6 +116,8 @@ mod fdpass;
 mod forkserver;
 mod function;
 mod process;
+#[doc(hidden)]
+pub mod reactor;
 mod sys;
 #[doc(hidden)]
 pub mod trace;

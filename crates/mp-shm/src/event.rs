@@ -46,12 +46,12 @@ impl Event {
         })
     }
 
-    fn flag(&self) -> &AtomicU32 {
+    pub(crate) fn flag(&self) -> &AtomicU32 {
         // SAFETY: SHAPE's payload has two 4-byte words, accessed atomically.
         unsafe { self.region.atomic_u32(0) }
     }
 
-    fn sleepers(&self) -> &AtomicU32 {
+    pub(crate) fn sleepers(&self) -> &AtomicU32 {
         // SAFETY: as for `flag`.
         unsafe { self.region.atomic_u32(4) }
     }

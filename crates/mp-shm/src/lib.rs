@@ -70,6 +70,7 @@
 //! be in one pid namespace.
 #![doc(test(attr(deny(warnings))))]
 
+mod asyncs;
 mod atomic;
 mod barrier;
 mod condition;

@@ -22,7 +22,7 @@ const SHAPE: Shape = Shape {
 
 /// The shared part of both semaphores.
 #[derive(Clone)]
-struct Sem {
+pub(crate) struct Sem {
     region: Region,
 }
 
@@ -36,12 +36,12 @@ impl Sem {
         Ok(sem)
     }
 
-    fn value(&self) -> &AtomicU32 {
+    pub(crate) fn value(&self) -> &AtomicU32 {
         // SAFETY: SHAPE's payload has three 4-byte words, accessed atomically.
         unsafe { self.region.atomic_u32(0) }
     }
 
-    fn sleepers(&self) -> &AtomicU32 {
+    pub(crate) fn sleepers(&self) -> &AtomicU32 {
         // SAFETY: as for `value`.
         unsafe { self.region.atomic_u32(4) }
     }
@@ -51,7 +51,7 @@ impl Sem {
         unsafe { self.region.atomic_u32(8) }
     }
 
-    fn try_acquire(&self) -> bool {
+    pub(crate) fn try_acquire(&self) -> bool {
         let mut v = self.value().load(Ordering::Relaxed);
         while v > 0 {
             match self
@@ -128,7 +128,7 @@ impl Sem {
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    sem: Sem,
+    pub(crate) sem: Sem,
 }
 
 impl Semaphore {
@@ -184,7 +184,7 @@ impl Semaphore {
 /// ```
 #[derive(Clone)]
 pub struct BoundedSemaphore {
-    sem: Sem,
+    pub(crate) sem: Sem,
 }
 
 impl BoundedSemaphore {

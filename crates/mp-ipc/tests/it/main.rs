@@ -1,6 +1,7 @@
 //! Integration tests of mp-ipc: pipes, queues, listeners and clients across
 //! real processes under every start method.
 
+mod asyncs;
 mod codec;
 mod hostile;
 mod listener;

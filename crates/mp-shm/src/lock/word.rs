@@ -159,7 +159,7 @@ fn lock_slow<W: Futex + ?Sized>(word: &W, me: u32, deadline: Option<Instant>) ->
 /// (keeping the waiters bit, since others may sleep) and returns the dead
 /// pid. The compare-exchange on the exact value makes exactly one of
 /// several waiters the recoverer.
-fn take_if_dead<W: Futex + ?Sized>(word: &W, v: u32, me: u32) -> Option<u32> {
+pub(crate) fn take_if_dead<W: Futex + ?Sized>(word: &W, v: u32, me: u32) -> Option<u32> {
     let owner = v & PID_MASK;
     if owner == 0 || owner == me || !word.ended(owner) {
         return None;
