@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::Write;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -16,10 +16,13 @@ use crate::bootstrap;
 use crate::error::{Error, ErrorKind, ExitStatus};
 use crate::forkserver;
 use crate::sys;
-use crate::wire::{
-    self, CallHeader, ChildFailure, ChildInfo, ChildLimits, Outcome, ParentConn, Stop,
-};
+use crate::wire::{self, CallHeader, ChildInfo, ChildLimits, Outcome, ParentConn, Stop};
 use crate::{StartMethod, get_start_method};
+
+mod join;
+mod wait;
+
+pub(crate) use join::failure_error;
 
 /// The default limit on the size of serialized arguments and results.
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 30;
@@ -584,123 +587,9 @@ where
     pub fn kill(&self) -> Result<(), Error> {
         self.started()?.signal(sys::SIGKILL)
     }
-
-    /// Waits for the child to end and returns what its function returned.
-    ///
-    /// A panic comes back as [`ErrorKind::Panicked`] with its message and
-    /// location; a death by signal or `exit` without a result as
-    /// [`ErrorKind::Died`] with the [`ExitStatus`]. The value can be taken
-    /// once: a second join is [`ErrorKind::AlreadyJoined`].
-    pub fn join(&mut self) -> Result<R, Error> {
-        self.join_deadline(None)
-    }
-
-    /// Like [`join`](Process::join), giving up after `timeout` with an
-    /// [`ErrorKind::Timeout`] error; the child keeps running and can be
-    /// joined, terminated or killed afterwards.
-    pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, Error> {
-        self.join_deadline(Some(Instant::now() + timeout))
-    }
-
-    fn join_deadline(&mut self, deadline: Option<Instant>) -> Result<R, Error> {
-        let running = match &mut self.state {
-            State::NotStarted => {
-                return Err(Error::new(
-                    ErrorKind::NotStarted,
-                    "cannot join a process before start",
-                ));
-            }
-            State::Joined(_) => {
-                return Err(Error::new(
-                    ErrorKind::AlreadyJoined,
-                    "the process was already joined",
-                ));
-            }
-            State::Running(r) => r,
-        };
-        if running.outcome.is_none() {
-            let inner = running.inner.clone();
-            let exited = inner.exit_fd();
-            let read = running.conn.read_frame(
-                exited.as_ref().map(|g| g.fd()),
-                self.max_message,
-                deadline,
-            );
-            drop(exited);
-            running.outcome = Some(match read {
-                Ok((wire::OUTCOME, bytes)) => {
-                    postcard::from_bytes::<Outcome>(&bytes).map_err(|e| {
-                        Error::new(
-                            ErrorKind::Serialization,
-                            format!("cannot decode the child's report: {e}"),
-                        )
-                    })
-                }
-                Ok((kind, _)) => Err(Error::new(
-                    ErrorKind::Io,
-                    format!("unexpected frame {kind} from the child"),
-                )),
-                Err(Stop::Timeout) => return Err(timeout_error()),
-                Err(Stop::Closed) => Err(Error::new(
-                    ErrorKind::Died,
-                    "the child ended without a result",
-                )),
-                Err(Stop::TooLarge(n)) => {
-                    let _ = inner.signal(sys::SIGKILL);
-                    Err(Error::new(
-                        ErrorKind::TooLarge,
-                        format!(
-                            "the result takes {n} bytes, over the limit of {}",
-                            self.max_message
-                        ),
-                    ))
-                }
-                Err(Stop::Io(e)) => Err(Error::io("cannot read from the child", e)),
-            });
-        }
-        let status = match running.inner.wait(deadline) {
-            Ok(Some(s)) => s,
-            Ok(None) => return Err(timeout_error()),
-            Err(e) => return Err(e),
-        };
-        let outcome = running.outcome.take().expect("read above");
-        let inner = running.inner.clone();
-        crate::mp_event!(debug, pid = inner.pid, status = %status, "process joined");
-        self.state = State::Joined(inner);
-        match outcome {
-            Ok(Outcome::Ok(bytes)) => crate::codec::decode::<R>(&bytes)
-                .map_err(|e| Error::codec("cannot decode the result", e).with_status(Some(status))),
-            Ok(Outcome::Panic(info)) => Err(Error::panicked(info, Some(status))),
-            Ok(Outcome::Failed(f)) => Err(failure_error(f).with_status(Some(status))),
-            Err(e) if e.kind() == ErrorKind::Died => Err(self.why_died(status)),
-            Err(e) => Err(e.with_status(Some(status))),
-        }
-    }
 }
 
 impl<R> Process<R> {
-    /// The error for a child that ended without a result: a time limit
-    /// (SIGALRM) or memory cap (its exit code) it was given, else `Died`.
-    fn why_died(&self, status: ExitStatus) -> Error {
-        match self.limits {
-            ChildLimits { time: Some(t), .. } if status.signal() == Some(libc::SIGALRM) => {
-                Error::limit(
-                    ErrorKind::TimeLimit,
-                    format!("the child ran past its time limit of {t:?} and was stopped"),
-                    status,
-                )
-            }
-            ChildLimits {
-                memory: Some(m), ..
-            } if status.code() == Some(sys::MEMORY_LIMIT_EXIT) => Error::limit(
-                ErrorKind::MemoryLimit,
-                format!("the child reached its memory limit of {m} bytes (an allocation failed)"),
-                status,
-            ),
-            _ => Error::died(status),
-        }
-    }
-
     fn inner(&self) -> Option<&Arc<Inner>> {
         match &self.state {
             State::NotStarted => None,
@@ -715,174 +604,8 @@ impl<R> Process<R> {
     }
 }
 
-fn timeout_error() -> Error {
-    Error::new(ErrorKind::Timeout, "timed out waiting for the child")
-}
-
-pub(crate) fn failure_error(f: ChildFailure) -> Error {
-    match f {
-        ChildFailure::Serialization(m) => Error::new(ErrorKind::Serialization, m),
-        ChildFailure::TooLarge { size, limit } => Error::new(
-            ErrorKind::TooLarge,
-            format!("the result takes {size} bytes, over the limit of {limit}"),
-        ),
-        ChildFailure::Unresolvable(m) => Error::new(ErrorKind::Unresolvable, m),
-    }
-}
-
 /// How long a re-executed child may take to read its call.
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(60);
-
-impl Running {
-    fn new(pid: u32, name: String, daemon: bool, how: WaitHow, conn: ParentConn) -> Running {
-        let inner = Arc::new(Inner {
-            pid,
-            name,
-            daemon,
-            wait: Mutex::new(Waiter {
-                pid,
-                how,
-                status: None,
-            }),
-        });
-        Running {
-            inner,
-            conn,
-            outcome: None,
-        }
-    }
-}
-
-/// A borrowed descriptor that becomes readable when the child is gone,
-/// kept alive by the lock on the waiter.
-struct ExitFd<'a>(std::sync::MutexGuard<'a, Waiter>);
-
-impl ExitFd<'_> {
-    fn fd(&self) -> BorrowedFd<'_> {
-        match &self.0.how {
-            WaitHow::Direct { pidfd } => pidfd.as_ref().expect("checked in exit_fd").as_fd(),
-            WaitHow::Server { status } => status.as_fd(),
-        }
-    }
-}
-
-impl Inner {
-    fn exit_fd(&self) -> Option<ExitFd<'_>> {
-        let g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
-        match (&g.how, g.status) {
-            (_, Some(_)) => None,
-            (WaitHow::Direct { pidfd: None }, _) => None,
-            _ => Some(ExitFd(g)),
-        }
-    }
-
-    /// The exit status if the child has ended (reaping it), without waiting.
-    /// `None` also while another thread is waiting for it.
-    fn try_status(&self) -> Option<ExitStatus> {
-        let mut g = self.wait.try_lock().ok()?;
-        g.poll(Some(Instant::now())).ok().flatten()
-    }
-
-    fn sentinel(&self) -> Result<OwnedFd, Error> {
-        let io = |e| Error::io("cannot make the process's sentinel", e);
-        // The lock keeps a direct child from being reaped (and its pid
-        // reused) while its pidfd is made.
-        let g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
-        // Ended: a pipe without a writer, readable (end of file) at once.
-        let ended = || -> Result<OwnedFd, Error> {
-            let (reader, _writer) = std::io::pipe().map_err(io)?;
-            Ok(reader.into())
-        };
-        if g.status.is_some() {
-            return ended();
-        }
-        match &g.how {
-            WaitHow::Direct { pidfd: Some(fd) } => fd.try_clone().map_err(io),
-            _ => match sys::pidfd_open(self.pid) {
-                Ok(fd) => Ok(fd),
-                // A fork-server child that has ended and been reaped by the
-                // server, before its status reached us.
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => ended(),
-                Err(e) => Err(io(e)),
-            },
-        }
-    }
-
-    /// Waits until `deadline` for the child to end; `Ok(None)` on timeout.
-    fn wait(&self, deadline: Option<Instant>) -> Result<Option<ExitStatus>, Error> {
-        let mut g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
-        g.poll(deadline)
-    }
-
-    fn signal(&self, sig: i32) -> Result<(), Error> {
-        let g = self.wait.lock().unwrap_or_else(|p| p.into_inner());
-        if g.status.is_some() {
-            return Ok(());
-        }
-        // Holding the lock keeps the pid from being reaped (and reused)
-        // while the signal is sent, for our direct children.
-        match sys::kill(self.pid, sig) {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-            Err(e) => Err(Error::io("cannot signal the child", e)),
-        }
-    }
-}
-
-impl Waiter {
-    /// Waits until `deadline` (`None`: forever) for the exit status.
-    fn poll(&mut self, deadline: Option<Instant>) -> Result<Option<ExitStatus>, Error> {
-        if self.status.is_none() {
-            let raw = match &mut self.how {
-                WaitHow::Direct { pidfd } => wait_direct(self.pid, pidfd.as_ref(), deadline)?,
-                WaitHow::Server { status } => wait_server(status, deadline)?,
-            };
-            self.status = raw.map(ExitStatus::from_raw);
-        }
-        Ok(self.status)
-    }
-}
-
-fn wait_direct(
-    pid: u32,
-    pidfd: Option<&OwnedFd>,
-    deadline: Option<Instant>,
-) -> Result<Option<i32>, Error> {
-    let reap =
-        |block| sys::waitpid(pid, block).map_err(|e| Error::io("cannot wait for the child", e));
-    let Some(deadline) = deadline else {
-        return reap(true);
-    };
-    loop {
-        if let Some(raw) = reap(false)? {
-            return Ok(Some(raw));
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(None);
-        }
-        match pidfd {
-            Some(fd) => {
-                sys::poll_read(&[fd.as_fd()], Some(left))
-                    .map_err(|e| Error::io("cannot wait for the child", e))?;
-            }
-            // Kernels before 5.3 have no pidfd: poll the child's state.
-            None => std::thread::sleep(left.min(Duration::from_millis(2))),
-        }
-    }
-}
-
-fn wait_server(status: &mut UnixStream, deadline: Option<Instant>) -> Result<Option<i32>, Error> {
-    let mut buf = [0u8; 4];
-    match forkserver::read_exact_deadline(status, &mut buf, deadline) {
-        Ok(()) => Ok(Some(i32::from_le_bytes(buf))),
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Ok(None),
-        Err(e) => Err(Error::io(
-            "lost the fork server before the child's exit status",
-            e,
-        )),
-    }
-}
 
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {

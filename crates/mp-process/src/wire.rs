@@ -251,6 +251,26 @@ impl ParentConn {
         }
     }
 
+    /// [`read_frame`](ParentConn::read_frame) without waiting: a frame if
+    /// one is whole now, `Ok(None)` while the child lives and more is to
+    /// come, [`Stop::Closed`] once `exited` is readable and the socket has
+    /// nothing more.
+    pub(crate) fn read_frame_now(
+        &mut self,
+        exited: Option<BorrowedFd<'_>>,
+        limit: u64,
+    ) -> Result<Option<(u32, Vec<u8>)>, Stop> {
+        if let Some(frame) = self.try_read(limit)? {
+            return Ok(Some(frame));
+        }
+        let Some(fd) = exited else { return Ok(None) };
+        if !sys::poll_read(&[fd], Some(std::time::Duration::ZERO)).map_err(Stop::Io)?[0] {
+            return Ok(None);
+        }
+        // Gone: everything it wrote is in the socket by now.
+        self.try_read(limit)?.map(Some).ok_or(Stop::Closed)
+    }
+
     /// Reads what is available; `Ok(None)` when more is needed.
     fn try_read(&mut self, limit: u64) -> Result<Option<(u32, Vec<u8>)>, Stop> {
         loop {
@@ -321,5 +341,11 @@ pub(crate) fn remaining(deadline: Option<Instant>) -> Result<Option<std::time::D
                 Ok(Some(d - now))
             }
         }
+    }
+}
+
+impl AsFd for ParentConn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
     }
 }

@@ -148,10 +148,18 @@ fn a_thousand_idle_connections_meet_the_cap_with_a_clear_refusal() {
     assert!(start.elapsed() < Duration::from_secs(60));
     assert_eq!(admitted.len(), CAP);
     assert_eq!(refused, 1000 - CAP);
-    // The server's threads and descriptors stay within the cap.
-    let (threads, fds) = load(pid);
-    assert!(threads <= base.0 + CAP, "{threads} threads, base {base:?}");
-    assert!(fds <= base.1 + CAP + 2, "{fds} descriptors, base {base:?}");
+    // The server's threads and descriptors stay within the cap. The
+    // listener's handshake threads end just after their peer is answered,
+    // so the last one may still be on its way out: give it a moment.
+    let settled = eventually(|| {
+        let (threads, fds) = load(pid);
+        threads <= base.0 + CAP && fds <= base.1 + CAP + 2
+    });
+    assert!(
+        settled,
+        "threads and descriptors {:?}, base {base:?}",
+        load(pid)
+    );
     // A legitimate client beyond the cap is told why, at once.
     let a = address.clone();
     let t = Instant::now();

@@ -2,6 +2,7 @@
 //! cancellation by select against a timeout, resumption, and no thread per
 //! pending future.
 
+mod join;
 mod pipe;
 mod queue;
 
