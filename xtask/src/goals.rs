@@ -60,6 +60,16 @@ pub(crate) const GOALS: &[Goal] = &[
         row: Some("pool_apply_async_limited"),
         target: Target::ShareOfRowAtLeast("pool_apply_async", 0.9),
     },
+    // Awaiting results instead of blocking on them costs a burst at most
+    // a fifth, and a queue's consumer at most half its rate.
+    Goal {
+        row: Some("pool_apply_async_await"),
+        target: Target::ShareOfRowAtLeast("pool_apply_async", 0.8),
+    },
+    Goal {
+        row: Some("queue_throughput_small_async"),
+        target: Target::ShareOfRowAtLeast("queue_throughput_small", 0.5),
+    },
     // From a task's hard limit to the next task's result on a 1-worker
     // pool: the stop, the reaping and a new worker.
     Goal {

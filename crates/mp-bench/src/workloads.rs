@@ -80,6 +80,12 @@ pub(crate) const ALL: &[Workload] = &[
         run: pool::apply_async,
     },
     Workload {
+        name: "pool_apply_async_await",
+        unit: "tasks/s",
+        better: Better::Higher,
+        run: pool::apply_async_await,
+    },
+    Workload {
         name: "pool_apply_async_limited",
         unit: "tasks/s",
         better: Better::Higher,
@@ -138,6 +144,12 @@ pub(crate) const ALL: &[Workload] = &[
         unit: "msgs/s",
         better: Better::Higher,
         run: ipc::queue_throughput_small,
+    },
+    Workload {
+        name: "queue_throughput_small_async",
+        unit: "msgs/s",
+        better: Better::Higher,
+        run: ipc::queue_throughput_small_async,
     },
     Workload {
         name: "queue_throughput_small:4producers",

@@ -43,4 +43,7 @@ pub mod guide {
 
     #[doc = include_str!("../../../docs/guide/untrusted-work.md")]
     pub struct UntrustedWork;
+
+    #[doc = include_str!("../../../docs/guide/async.md")]
+    pub struct Async;
 }

@@ -51,6 +51,16 @@
 //! }
 //! ```
 //!
+//! # Async
+//!
+//! [`Connection::recv_async`], `recv_bytes_async`, `send_async` and
+//! `send_bytes_async`, and the queues' `get_async` and `put_async`, are
+//! the async forms, for any executor: they never block the polling
+//! thread, woken by mp's reactor (one thread per process on the sockets,
+//! one on the queues' futex words). Each is cancel-safe, and says so:
+//! a dropped receive or get has taken nothing, a dropped send has sent a
+//! whole message or none.
+//!
 //! # What to use
 //!
 //! - [`pipe`] gives two [`Connection`]s: `send`/`recv` of serde values,

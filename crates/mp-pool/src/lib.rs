@@ -22,6 +22,32 @@
 //! }
 //! ```
 //!
+//! # Async
+//!
+//! [`AsyncResult`] and the executor's [`Future`] are
+//! `std::future::Future`s, woken by the pool's own threads, so they can be
+//! awaited on any runtime or none; [`ImapIter::into_stream`] turns `imap`'s
+//! results into a `futures_core::Stream`. Dropping one cancels nothing:
+//! the task still runs and its result stays for `get`.
+//!
+//! ```
+//! use mp_pool::Pool;
+//!
+//! fn square(x: u64) -> u64 { x * x }
+//!
+//! let pool = Pool::new(2)?;
+//! let results: Vec<_> = (0..10).map(|x| pool.apply_async(square, x)).collect::<Result<_, _>>()?;
+//! let all = smol::block_on(async {
+//!     let mut all = Vec::new();
+//!     for r in results {
+//!         all.push(r.await?);
+//!     }
+//!     Ok::<_, mp_pool::Error>(all)
+//! })?;
+//! assert_eq!(all.iter().sum::<u64>(), 285);
+//! # Ok::<(), mp_pool::Error>(())
+//! ```
+//!
 //! # Should I use this crate?
 //!
 //! Use it through the `mp` facade (`mp::Pool`, `mp::pool::...`) unless a

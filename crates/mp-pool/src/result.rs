@@ -706,8 +706,9 @@ pub(crate) fn decode_many<R: DeserializeOwned>(blobs: &[Vec<u8>]) -> Result<Vec<
 /// the pool's thread that delivers the result wakes (the worker's reader
 /// thread, the callback thread for a call with a callback, a thread
 /// pool's thread). No thread waits per pending future, and `poll` never
-/// blocks or spins (unlike `get`, which first polls the workers' rings
-/// for a moment). Awaiting a result that is ready returns at once; a
+/// blocks or spins: it looks once at the workers' rings, taking the
+/// results already published there (where `get` polls them for a
+/// moment), then registers. Awaiting a result that is ready returns at once; a
 /// future polled after it completed returns the value again.
 ///
 /// Clones share the result: any number of clones may be awaited at once
@@ -852,6 +853,10 @@ impl<T> std::future::Future for AsyncResult<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
         let this = self.get_mut();
         let decode = this.decode;
+        // One look at the workers' rings, bounded by now (never a wait):
+        // results already published are taken on this thread, which saves
+        // the reader's wake-up and the runtime's for each of them.
+        this.assist(Some(Instant::now()));
         match this.cell.poll_with(&mut this.key, cx.waker(), |v| match v {
             Ok(blobs) => decode(blobs),
             Err(e) => Err(e.clone()),

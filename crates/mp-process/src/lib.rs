@@ -90,6 +90,10 @@
 //! With `RUST_BACKTRACE` set in the child's environment, the panic also
 //! brings the child's backtrace ([`Error::backtrace`], shown by `{:#}`).
 //!
+//! [`Process::join_async`] is the async form of `join`, for any executor:
+//! it never blocks the polling thread, woken by mp's reactor on the
+//! child's pidfd (or the fork server's report) and on its result.
+//!
 //! # What travels
 //!
 //! Arguments and results travel by serde in postcard ([`codec`]). A value

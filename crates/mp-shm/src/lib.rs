@@ -53,7 +53,9 @@
 //! `Sync`, and serializable through `mp_process::SharedFd`: pass it in a
 //! process's arguments and the child gets the same object, under every
 //! start method. Every blocking call has a timeout form, which never returns
-//! before its timeout.
+//! before its timeout. [`Event::wait_async`], [`Lock::acquire_async`] and
+//! the semaphores' `acquire_async` are async forms for any executor, woken
+//! by mp's futex reactor (one thread per process), cancel-safe.
 //!
 //! # Owner death
 //!

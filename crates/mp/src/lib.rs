@@ -86,6 +86,53 @@
 //!   `mpi::SharedCounter` is a counter every rank shares. The whole crate:
 //!   `mpi` (`mp-mpi`).
 //!
+//! # Async
+//!
+//! Every call that waits has an async form that never blocks the thread
+//! polling it, on any runtime (tokio, smol, async-std) or none, with no
+//! feature to turn on: [`AsyncResult`] and [`Future`] are
+//! `std::future::Future`s, [`ImapIter::into_stream`] gives a
+//! `futures_core::Stream`, and [`Process::join_async`],
+//! [`Connection::recv_async`] and `send_async`, [`Queue::get_async`] and
+//! `put_async`, [`Event::wait_async`], [`Lock::acquire_async`] and
+//! [`Semaphore::acquire_async`] are `async fn`s. Each says what it keeps
+//! when it is dropped before it completes (nothing is lost); the guide's
+//! chapter on async has the table.
+//!
+//! ```
+//! use mp::{Pool, Process, Queue};
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn produce(q: Queue<u64>) {
+//!     for i in 0..10 {
+//!         q.put(i).unwrap();
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), mp::Error> {
+//!     mp::init();
+//!     let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//!     rt.block_on(async {
+//!         let pool = Pool::new(2)?;
+//!         assert_eq!(pool.apply_async(square, 7)?.await?, 49);
+//!
+//!         let q: Queue<u64> = Queue::new()?;
+//!         let mut child = Process::new(produce, q.clone());
+//!         child.start()?;
+//!         let mut sum = 0;
+//!         for _ in 0..10 {
+//!             sum += q.get_async().await?;
+//!         }
+//!         child.join_async().await?;
+//!         assert_eq!(sum, 45);
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
 //! # Errors
 //!
 //! Each part returns its own precise error type; all of them convert into

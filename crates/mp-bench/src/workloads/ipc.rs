@@ -1,4 +1,5 @@
-//! Queue and pipe workloads: `queue_throughput_small` (and `:4producers`),
+//! Queue and pipe workloads: `queue_throughput_small` (and `:4producers`,
+//! and its async form `queue_throughput_small_async`),
 //! `queue_throughput_1mb`, `joinable_queue`, `pipe_pingpong`,
 //! `pipe_bytes_pingpong` and `pipe_throughput_1mb`.
 //!
@@ -76,17 +77,45 @@ fn join_all<R: serde::Serialize + serde::de::DeserializeOwned + 'static>(
     Ok(())
 }
 
+/// `queue_throughput_small` with the items taken by `get_async().await`
+/// on a current-thread tokio runtime.
+pub(crate) fn queue_throughput_small_async(quick: bool) -> Result<Vec<f64>, String> {
+    let rt = super::pool::current_thread()?;
+    queue_small_by(quick, 1, |q, n| {
+        rt.block_on(async {
+            let mut sum = 0u64;
+            for _ in 0..n {
+                sum += q.get_async().await.map_err(err)?;
+            }
+            Ok(sum)
+        })
+    })
+}
+
 fn queue_small(quick: bool, producers: u64) -> Result<Vec<f64>, String> {
+    queue_small_by(quick, producers, |q, n| {
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum += q.get().map_err(err)?;
+        }
+        Ok(sum)
+    })
+}
+
+/// `producers` children put `0..per` each; `take(q, n)` takes the `n`
+/// items and returns their sum.
+fn queue_small_by(
+    quick: bool,
+    producers: u64,
+    take: impl Fn(&Queue<u64>, u64) -> Result<u64, String>,
+) -> Result<Vec<f64>, String> {
     let total: u64 = if quick { 100_000 } else { 200_000 };
     let per = total / producers;
     let rep = || -> Result<f64, String> {
         let q: Queue<u64> = Queue::new().map_err(err)?;
         let (ps, mut gates) = start_gated(producer, || q.clone(), producers as usize, per)?;
         let t = go(&mut gates)?;
-        let mut sum = 0u64;
-        for _ in 0..per * producers {
-            sum += q.get().map_err(err)?;
-        }
+        let sum = take(&q, per * producers)?;
         let secs = t.elapsed().as_secs_f64();
         join_all(ps)?;
         let want = producers * (per * (per - 1) / 2);

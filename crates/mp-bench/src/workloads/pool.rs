@@ -108,6 +108,33 @@ pub(crate) fn apply_async(quick: bool) -> Result<Vec<f64>, String> {
     })
 }
 
+/// The same burst as [`apply_async`], the results awaited (`.await` on
+/// each `AsyncResult`, all 10,000 in flight) on a current-thread tokio
+/// runtime: what the futures' wakers cost; tasks/s.
+pub(crate) fn apply_async_await(quick: bool) -> Result<Vec<f64>, String> {
+    let rt = current_thread()?;
+    throughput(quick, 10_000, |p| {
+        let rs = (0..10_000)
+            .map(|i| p.apply_async(f, i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        rt.block_on(async {
+            let mut got = Vec::with_capacity(rs.len());
+            for r in rs {
+                got.push(r.await.map_err(err)?);
+            }
+            Ok(got)
+        })
+    })
+}
+
+/// A current-thread tokio runtime, as a service's would be.
+pub(crate) fn current_thread() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(err)
+}
+
 /// `apply_async` with a hard limit (60 s) and a soft one (30 s) that no
 /// task reaches: what limits cost a burst (the `LIMITS` frame, a clock
 /// read per task on each side); tasks/s.
