@@ -12,7 +12,7 @@ use std::time::Duration;
 use mp_process::{ErrorKind, Process};
 use mp_test_helpers::METHODS;
 
-use super::{RUNTIMES, threads};
+use super::{RUNTIMES, threads, threads_with_all_pending};
 
 fn nap_then((ms, value): (u64, u64)) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
@@ -181,13 +181,7 @@ fn pending_joins_add_no_thread_each() {
             );
             let before = threads();
             let mut futs: Vec<_> = ps.iter_mut().map(|p| Box::pin(p.join_async())).collect();
-            {
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                for f in &mut futs {
-                    assert!(f.as_mut().poll(&mut cx).is_pending());
-                }
-            }
-            let during = threads();
+            let during = threads_with_all_pending(&mut futs);
             assert!(
                 during <= before + 1,
                 "30 pending joins: {before} threads became {during}"

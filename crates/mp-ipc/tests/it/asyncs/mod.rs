@@ -76,3 +76,14 @@ impl Rt {
 pub(crate) fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
+
+/// Polls every future once (with a waker that does nothing), asserting
+/// that each is pending, so that each has registered; the process's
+/// threads then.
+pub(crate) fn threads_with_all_pending<F: Future + Unpin>(futs: &mut [F]) -> usize {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for f in futs.iter_mut() {
+        assert!(std::pin::Pin::new(f).poll(&mut cx).is_pending());
+    }
+    threads()
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mp_ipc::{Connection, Error, pipe};
 use mp_process::Process;
 
-use super::{RUNTIMES, threads};
+use super::{RUNTIMES, threads, threads_with_all_pending};
 
 /// Sends `n` numbered messages, some of them long (past the receive
 /// buffer), with pauses, so that receivers see them arrive at any moment.
@@ -191,14 +191,7 @@ fn pending_receives_add_no_thread_each() {
                 .iter_mut()
                 .map(|(a, _)| Box::pin(a.recv_bytes_async()))
                 .collect();
-            // Poll every one once: all pending, all registered.
-            {
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                for f in &mut futs {
-                    assert!(f.as_mut().poll(&mut cx).is_pending());
-                }
-            }
-            let during = threads();
+            let during = threads_with_all_pending(&mut futs);
             assert!(
                 during <= before + 2,
                 "{before} threads before 300 pending receives, {during} with them"

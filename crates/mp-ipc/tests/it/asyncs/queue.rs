@@ -5,7 +5,7 @@ use std::time::Duration;
 use mp_ipc::{GetError, JoinableQueue, Queue, SimpleQueue};
 use mp_process::Process;
 
-use super::{RUNTIMES, threads};
+use super::{RUNTIMES, threads, threads_with_all_pending};
 
 /// Puts `0..n`, a large item (through the socket) every 101st, in bursts
 /// with pauses, so that gets are cut at any moment.
@@ -127,13 +127,7 @@ fn pending_gets_add_no_thread_each() {
                 .map(|_| Box::pin(shared.get_async()))
                 .chain(own.iter().map(|q| Box::pin(q.get_async())))
                 .collect();
-            {
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                for f in &mut futs {
-                    assert!(f.as_mut().poll(&mut cx).is_pending());
-                }
-            }
-            let during = threads();
+            let during = threads_with_all_pending(&mut futs);
             assert!(
                 during <= before + 2,
                 "{before} threads before 350 pending gets, {during} with them"
