@@ -96,13 +96,13 @@ fn verdicts() {
     let ac = find("atomic_counter", ">= 0.80 of its floor");
     assert_eq!((ac.met, ac.measured), (None, None));
     // 3 peer verdicts and one per named goal (the limits' rows unmeasured).
-    assert_eq!(v.len(), 3 + 7, "{v:#?}");
+    assert_eq!(v.len(), 3 + 9, "{v:#?}");
 }
 
 #[test]
 fn missing_rows_are_not_measured() {
     let v = check(&[]);
-    assert_eq!(v.len(), 7, "one per named row, none for the peers: {v:#?}");
+    assert_eq!(v.len(), 9, "one per named row, none for the peers: {v:#?}");
     assert!(v.iter().all(|x| x.met.is_none()));
     // A failed mp side: the peer's verdict has no figure.
     let failed = row(
