@@ -473,7 +473,9 @@ fn progress(m: &Result<Measured, String>) {
     let _ = std::io::stderr().flush();
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+/// Cargo's target directory for the workspace at `root`: `CARGO_TARGET_DIR`
+/// (relative to `root` when it is relative) or `root/target`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),

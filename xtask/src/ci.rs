@@ -178,7 +178,7 @@ fn forget_packaged_sources() {
 }
 
 fn sweep_strays(root: &Path) {
-    let target = root.join("target");
+    let target = crate::bench::target_dir(root);
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return;
