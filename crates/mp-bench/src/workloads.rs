@@ -86,10 +86,22 @@ pub(crate) const ALL: &[Workload] = &[
         run: pool::apply_async_await,
     },
     Workload {
+        name: "pool_apply_async_await:paired",
+        unit: "share",
+        better: Better::Higher,
+        run: pool::apply_async_await_paired,
+    },
+    Workload {
         name: "pool_apply_async_limited",
         unit: "tasks/s",
         better: Better::Higher,
         run: pool::apply_async_limited,
+    },
+    Workload {
+        name: "pool_apply_async_limited:paired",
+        unit: "share",
+        better: Better::Higher,
+        run: pool::apply_async_limited_paired,
     },
     Workload {
         name: "pool_timeout_recovery",

@@ -694,6 +694,10 @@ pub(crate) fn decode_many<R: DeserializeOwned>(blobs: &[Vec<u8>]) -> Result<Vec<
     Ok(out)
 }
 
+/// How long after its first miss an awaited result of a process pool
+/// asks to be polled again at once (`get` polls the rings as long).
+const EAGER: Duration = Duration::from_micros(100);
+
 /// The result of an asynchronous call: Python's `AsyncResult` (and
 /// `MapResult`). `get` may be called any number of times; the value stays.
 ///
@@ -707,8 +711,9 @@ pub(crate) fn decode_many<R: DeserializeOwned>(blobs: &[Vec<u8>]) -> Result<Vec<
 /// thread, the callback thread for a call with a callback, a thread
 /// pool's thread). No thread waits per pending future, and `poll` never
 /// blocks or spins: it looks once at the workers' rings, taking the
-/// results already published there (where `get` polls them for a
-/// moment), then registers. Awaiting a result that is ready returns at once; a
+/// results already published there, then registers; for the first
+/// 100 µs of a wait (as long as `get` polls the rings) it also asks to be
+/// polled again at once, after the executor's other ready tasks. Awaiting a result that is ready returns at once; a
 /// future polled after it completed returns the value again.
 ///
 /// Clones share the result: any number of clones may be awaited at once
@@ -743,6 +748,9 @@ pub struct AsyncResult<T> {
     /// This future's entry in the cell's wakers, once it was polled and
     /// found the result missing.
     key: Option<u64>,
+    /// Until when a poll that finds the result missing asks to be polled
+    /// again at once (set by the first such poll): see `poll`.
+    eager_until: Option<Instant>,
 }
 
 /// A pool that can fetch results on a waiting caller's thread (the
@@ -761,6 +769,7 @@ impl<T> AsyncResult<T> {
             decode,
             assist: None,
             key: None,
+            eager_until: None,
         }
     }
 
@@ -843,6 +852,7 @@ impl<T> Clone for AsyncResult<T> {
             decode: self.decode,
             assist: self.assist.clone(),
             key: None,
+            eager_until: None,
         }
     }
 }
@@ -856,13 +866,27 @@ impl<T> std::future::Future for AsyncResult<T> {
         // One look at the workers' rings, bounded by now (never a wait):
         // results already published are taken on this thread, which saves
         // the reader's wake-up and the runtime's for each of them.
-        this.assist(Some(Instant::now()));
+        let now = Instant::now();
+        this.assist(Some(now));
         match this.cell.poll_with(&mut this.key, cx.waker(), |v| match v {
             Ok(blobs) => decode(blobs),
             Err(e) => Err(e.clone()),
         }) {
             Some(r) => Poll::Ready(r),
-            None => Poll::Pending,
+            None => {
+                // For as long as `get` polls the rings before it sleeps,
+                // ask to be polled again at once rather than wait for the
+                // pool's thread to wake the runtime: the executor runs its
+                // other tasks in between, so no thread is held. After that
+                // the registered waker alone brings the result.
+                if this.assist.is_some() {
+                    let until = *this.eager_until.get_or_insert(now + EAGER);
+                    if now < until {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Pending
+            }
         }
     }
 }

@@ -117,10 +117,22 @@ fn missing_rows_are_not_measured() {
 }
 
 #[test]
-fn a_row_against_another_row_and_an_absolute_bound() {
+fn a_row_against_another_row_a_paired_share_and_an_absolute_bound() {
     let rows = vec![
-        row("pool_apply_async", Better::Higher, s(1000.0), &[]),
-        row("pool_apply_async_limited", Better::Higher, s(950.0), &[]),
+        row("queue_throughput_small", Better::Higher, s(1000.0), &[]),
+        row(
+            "queue_throughput_small_async",
+            Better::Higher,
+            s(450.0),
+            &[],
+        ),
+        row(
+            "pool_apply_async_limited:paired",
+            Better::Higher,
+            s(0.95),
+            &[],
+        ),
+        row("pool_apply_async_await:paired", Better::Higher, s(0.7), &[]),
         row("pool_timeout_recovery", Better::Lower, s(3.0), &[]),
         row(
             "pool_timeout_recovery:forkserver",
@@ -131,18 +143,22 @@ fn a_row_against_another_row_and_an_absolute_bound() {
     ];
     let v = check(&rows);
     let find = |row: &str| v.iter().find(|x| x.row == row).unwrap();
-    let l = find("pool_apply_async_limited");
-    assert_eq!(l.goal, ">= 0.90 of pool_apply_async");
-    assert_eq!(l.met, Some(true));
-    assert!((l.measured.unwrap() - 0.95).abs() < 1e-9);
+    let q = find("queue_throughput_small_async");
+    assert_eq!(q.goal, ">= 0.50 of queue_throughput_small");
+    assert_eq!(q.met, Some(false));
+    assert!((q.measured.unwrap() - 0.45).abs() < 1e-9);
+    let l = find("pool_apply_async_limited:paired");
+    assert_eq!(l.goal, ">= 0.90 of pool_apply_async, paired on one pool");
+    assert_eq!((l.met, l.measured), (Some(true), Some(0.95)));
+    assert_eq!(find("pool_apply_async_await:paired").met, Some(false));
     assert_eq!(find("pool_timeout_recovery").goal, "<= 5");
     assert_eq!(find("pool_timeout_recovery").met, Some(true));
     assert_eq!(find("pool_timeout_recovery:forkserver").met, Some(false));
     // Without the other row there is no figure.
     let v = check(&rows[1..2]);
-    let l = v
+    let q = v
         .iter()
-        .find(|x| x.row == "pool_apply_async_limited")
+        .find(|x| x.row == "queue_throughput_small_async")
         .unwrap();
-    assert_eq!(l.met, None);
+    assert_eq!(q.met, None);
 }

@@ -97,15 +97,61 @@ pub(crate) fn map_trivial_chunksize1(quick: bool) -> Result<Vec<f64>, String> {
     throughput(quick, 10_000, |p| p.map(f, 0..10_000, Some(1)).map_err(err))
 }
 
+/// The tasks of one burst.
+const BURST: i64 = 10_000;
+
 /// 10,000 `apply_async(f, i)`, then every `get()`; tasks/s.
 pub(crate) fn apply_async(quick: bool) -> Result<Vec<f64>, String> {
-    throughput(quick, 10_000, |p| {
-        let rs = (0..10_000)
-            .map(|i| p.apply_async(f, i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        rs.iter().map(|r| r.get().map_err(err)).collect()
-    })
+    throughput(quick, BURST, burst)
+}
+
+fn burst(p: &Pool) -> Result<Vec<i64>, String> {
+    let rs = (0..BURST)
+        .map(|i| p.apply_async(f, i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    rs.iter().map(|r| r.get().map_err(err)).collect()
+}
+
+/// A burst's tasks/s against a plain burst's on the same pool, the two
+/// alternating: what a feature costs, free of the placement of the
+/// pool's threads, which moves a pool's rate by half between pools.
+fn paired(
+    quick: bool,
+    mut run: impl FnMut(&Pool) -> Result<Vec<i64>, String>,
+) -> Result<Vec<f64>, String> {
+    let pool = pool()?;
+    check_map(&run(&pool)?, BURST)?;
+    let rate = |run: &mut dyn FnMut(&Pool) -> Result<Vec<i64>, String>| {
+        let start = Instant::now();
+        let got = run(&pool)?;
+        let t = start.elapsed().as_secs_f64();
+        check_map(&got, BURST)?;
+        Ok::<f64, String>(BURST as f64 / t)
+    };
+    let samples = repeat(quick, || {
+        // Seven of each, the order alternating (plain then feature, then
+        // feature then plain): the medians' ratio.
+        let mut plain = Vec::new();
+        let mut feature = Vec::new();
+        for first_plain in [true, false, true, false, true, false, true] {
+            if first_plain {
+                plain.push(rate(&mut burst)?);
+                feature.push(rate(&mut run)?);
+            } else {
+                feature.push(rate(&mut run)?);
+                plain.push(rate(&mut burst)?);
+            }
+        }
+        Ok(median(&mut feature) / median(&mut plain))
+    })?;
+    finish(pool)?;
+    Ok(samples)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// The same burst as [`apply_async`], the results awaited (`.await` on
@@ -113,18 +159,27 @@ pub(crate) fn apply_async(quick: bool) -> Result<Vec<f64>, String> {
 /// runtime: what the futures' wakers cost; tasks/s.
 pub(crate) fn apply_async_await(quick: bool) -> Result<Vec<f64>, String> {
     let rt = current_thread()?;
-    throughput(quick, 10_000, |p| {
-        let rs = (0..10_000)
-            .map(|i| p.apply_async(f, i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        rt.block_on(async {
-            let mut got = Vec::with_capacity(rs.len());
-            for r in rs {
-                got.push(r.await.map_err(err)?);
-            }
-            Ok(got)
-        })
+    throughput(quick, BURST, |p| burst_awaited(&rt, p))
+}
+
+/// `pool_apply_async_await` against `pool_apply_async`, paired on one
+/// pool; the share.
+pub(crate) fn apply_async_await_paired(quick: bool) -> Result<Vec<f64>, String> {
+    let rt = current_thread()?;
+    paired(quick, |p| burst_awaited(&rt, p))
+}
+
+fn burst_awaited(rt: &tokio::runtime::Runtime, p: &Pool) -> Result<Vec<i64>, String> {
+    let rs = (0..BURST)
+        .map(|i| p.apply_async(f, i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    rt.block_on(async {
+        let mut got = Vec::with_capacity(rs.len());
+        for r in rs {
+            got.push(r.await.map_err(err)?);
+        }
+        Ok(got)
     })
 }
 
@@ -139,16 +194,24 @@ pub(crate) fn current_thread() -> Result<tokio::runtime::Runtime, String> {
 /// task reaches: what limits cost a burst (the `LIMITS` frame, a clock
 /// read per task on each side); tasks/s.
 pub(crate) fn apply_async_limited(quick: bool) -> Result<Vec<f64>, String> {
+    throughput(quick, BURST, burst_limited)
+}
+
+/// `pool_apply_async_limited` against `pool_apply_async`, paired on one
+/// pool; the share.
+pub(crate) fn apply_async_limited_paired(quick: bool) -> Result<Vec<f64>, String> {
+    paired(quick, burst_limited)
+}
+
+fn burst_limited(p: &Pool) -> Result<Vec<i64>, String> {
     let limits = Limits::new()
         .time_limit(Duration::from_secs(60))
         .soft_time_limit(Duration::from_secs(30));
-    throughput(quick, 10_000, |p| {
-        let rs = (0..10_000)
-            .map(|i| p.apply_async_limited(f, i, limits))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        rs.iter().map(|r| r.get().map_err(err)).collect()
-    })
+    let rs = (0..BURST)
+        .map(|i| p.apply_async_limited(f, i, limits))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    rs.iter().map(|r| r.get().map_err(err)).collect()
 }
 
 /// Never returns.
