@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::process::Child;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 #[derive(Debug)]
 struct Server {
     ctrl: OwnedFd,
-    process: Child,
+    process: sys::Spawned,
 }
 
 /// How long a healthy server may take to answer with a pid.
@@ -58,7 +57,7 @@ pub(crate) fn fork_child(
             match sys::send_with_fds(server.ctrl.as_fd(), &[daemon as u8], &fds) {
                 Ok(()) => break,
                 Err(_) if tries == 0 => {
-                    let mut dead = guard.take().expect("present");
+                    let dead = guard.take().expect("present");
                     let _ = dead.process.kill();
                     let _ = dead.process.wait();
                     tries += 1;
@@ -106,8 +105,10 @@ fn start() -> Result<Server, Error> {
     let (mine, theirs) =
         sys::seqpacket_pair().map_err(|e| Error::io("cannot create the fork server socket", e))?;
     let fd = theirs.as_raw_fd();
-    let process = sys::spawn_self(&[(crate::bootstrap::ENV_SERVER, fd.to_string())], vec![fd])
-        .map_err(|e| Error::io("cannot start the fork server", e))?;
+    let process = sys::spawn_self(&[fd], |n| {
+        vec![(crate::bootstrap::ENV_SERVER, n[0].to_string())]
+    })
+    .map_err(|e| Error::io("cannot start the fork server", e))?;
     Ok(Server {
         ctrl: mine,
         process,
@@ -119,8 +120,8 @@ fn start() -> Result<Server, Error> {
 pub(crate) fn forget_in_child() {
     if let Ok(mut guard) = SERVER.try_lock() {
         if let Some(server) = guard.take() {
-            // The server is the parent's child, not ours: never wait for it.
-            std::mem::forget(server.process);
+            // The server is the parent's child, not ours: its handle (a
+            // pid) is dropped without a wait or a signal.
             drop(server.ctrl);
         }
     }

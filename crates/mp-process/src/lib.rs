@@ -108,8 +108,10 @@
 //!
 //! # Platform support
 //!
-//! Linux. The fork server uses `signalfd`; timed waits use pidfds (Linux
-//! 5.3) and fall back to polling without them. macOS and Windows are not
+//! Linux with glibc 2.34 or later (the spawn start method uses
+//! `posix_spawn_file_actions_addclosefrom_np`). The fork server uses
+//! `signalfd`; timed waits use pidfds (Linux 5.3) and fall back to
+//! polling without them. macOS and Windows are not
 //! supported yet.
 #![doc(test(attr(deny(warnings))))]
 

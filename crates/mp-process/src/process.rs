@@ -471,17 +471,16 @@ where
         let mut running = match method {
             StartMethod::Spawn => {
                 let mut keep = vec![theirs.as_raw_fd()];
-                let mut value = theirs.as_raw_fd().to_string();
-                if let Some(l) = lifeline {
-                    keep.push(l);
-                    value = format!("{value},{l}");
-                }
-                let child = sys::spawn_self(&[(bootstrap::ENV_CHILD, value)], keep)
+                keep.extend(lifeline);
+                // The child's numbers for its connection and lifeline.
+                let value = |n: &[RawFd]| {
+                    let n: Vec<String> = n.iter().map(|fd| fd.to_string()).collect();
+                    vec![(bootstrap::ENV_CHILD, n.join(","))]
+                };
+                let child = sys::spawn_self(&keep, value)
                     .map_err(|e| Error::io("cannot start the child program", e))?;
                 drop(theirs);
                 let pid = child.id();
-                // std's Child is not needed: we wait with waitpid and pidfd.
-                drop(child);
                 let pidfd = sys::pidfd_open(pid).ok();
                 Running::new(pid, info.name, info.daemon, WaitHow::Direct { pidfd }, conn)
             }
