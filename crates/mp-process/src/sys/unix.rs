@@ -413,10 +413,10 @@ pub(crate) fn spawn_self(
         }
     };
 
-    // SAFETY: the file actions and attributes are initialised before use
-    // and destroyed on every path (the guards below); every pointer handed
-    // to posix_spawn (path, argv, envp and the strings they point to)
-    // lives until it returns; posix_spawn writes only `pid`.
+    // The file actions and attributes are initialised before use and
+    // destroyed on every path (the guards below).
+    // SAFETY: every pointer handed to posix_spawn (path, argv, envp and the
+    // strings they point to) lives until it returns; it writes only `pid`.
     unsafe {
         let mut fa = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
         cvt_spawn(libc::posix_spawn_file_actions_init(fa.as_mut_ptr()))?;
