@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use std::time::Duration;
 
-use mp_pool::{Limits, Pool, ProcessPoolExecutor};
+use mp_pool::{AsyncResult, Limits, Pool, ProcessPoolExecutor};
 use mp_process::{Process, StartMethod};
 
 use super::repeat;
@@ -106,11 +106,19 @@ pub(crate) fn apply_async(quick: bool) -> Result<Vec<f64>, String> {
 }
 
 fn burst(p: &Pool) -> Result<Vec<i64>, String> {
-    let rs = (0..BURST)
-        .map(|i| p.apply_async(f, i))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
+    let rs = submit(p, None)?;
     rs.iter().map(|r| r.get().map_err(err)).collect()
+}
+
+/// A burst's `apply_async(f, i)` calls, with `limits` if given.
+fn submit(p: &Pool, limits: Option<Limits>) -> Result<Vec<AsyncResult<i64>>, String> {
+    (0..BURST)
+        .map(|i| match limits {
+            None => p.apply_async(f, i),
+            Some(l) => p.apply_async_limited(f, i, l),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)
 }
 
 /// A burst's tasks/s against a plain burst's on the same pool, the two
@@ -170,10 +178,7 @@ pub(crate) fn apply_async_await_paired(quick: bool) -> Result<Vec<f64>, String> 
 }
 
 fn burst_awaited(rt: &tokio::runtime::Runtime, p: &Pool) -> Result<Vec<i64>, String> {
-    let rs = (0..BURST)
-        .map(|i| p.apply_async(f, i))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
+    let rs = submit(p, None)?;
     rt.block_on(async {
         let mut got = Vec::with_capacity(rs.len());
         for r in rs {
@@ -207,10 +212,7 @@ fn burst_limited(p: &Pool) -> Result<Vec<i64>, String> {
     let limits = Limits::new()
         .time_limit(Duration::from_secs(60))
         .soft_time_limit(Duration::from_secs(30));
-    let rs = (0..BURST)
-        .map(|i| p.apply_async_limited(f, i, limits))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
+    let rs = submit(p, Some(limits))?;
     rs.iter().map(|r| r.get().map_err(err)).collect()
 }
 

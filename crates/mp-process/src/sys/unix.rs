@@ -338,17 +338,6 @@ impl Spawned {
     }
 }
 
-/// The descriptor numbers `keep`'s descriptors get in a child started by
-/// [`spawn_self`], in `keep`'s order: 3, 4, ... in ascending order of the
-/// parent's numbers.
-fn child_numbers(keep: &[RawFd]) -> Vec<RawFd> {
-    let mut sorted = keep.to_vec();
-    sorted.sort_unstable();
-    keep.iter()
-        .map(|fd| 3 + sorted.binary_search(fd).expect("present") as RawFd)
-        .collect()
-}
-
 /// Re-executes this very program (`/proc/self/exe`, which names the
 /// running file even if its path was replaced since) with `posix_spawn`,
 /// which glibc runs as a vfork: no copy of this process's page tables, a
@@ -377,7 +366,15 @@ pub(crate) fn spawn_self(
         Some(a) => cstr(a.as_bytes())?,
         None => path.clone(),
     };
-    let ours = envs(&child_numbers(keep));
+    // The child's numbers, in `keep`'s order: 3, 4, ... in ascending order
+    // of the parent's.
+    let mut sorted = keep.to_vec();
+    sorted.sort_unstable();
+    let numbers: Vec<RawFd> = keep
+        .iter()
+        .map(|fd| 3 + sorted.binary_search(fd).expect("present") as RawFd)
+        .collect();
+    let ours = envs(&numbers);
     let mut env = Vec::new();
     for (k, v) in std::env::vars_os() {
         if ours.iter().any(|(o, _)| OsStr::new(o) == k) {
@@ -399,8 +396,6 @@ pub(crate) fn spawn_self(
     envp.push(std::ptr::null_mut());
     let devnull = cstr(b"/dev/null")?;
 
-    let mut sorted = keep.to_vec();
-    sorted.sort_unstable();
     // Out of the way first (above every kept number, so no move clobbers
     // a descriptor still to move), then down to 3, 4, ...; then everything
     // from just past them is closed, the parked copies too.
