@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{proc, report};
+use crate::{goals, proc, report};
+
+mod rounds;
 
 /// A generous bound on one side of one workload; a hang must not stall the run.
 const SIDE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -123,12 +125,18 @@ impl Stats {
     }
 }
 
-/// One side's parsed result line.
+/// One side's parsed result line (or several rounds' lines pooled).
 #[derive(Debug)]
 struct Measured {
     unit: String,
     better: Better,
-    stats: Stats,
+    samples: Vec<f64>,
+}
+
+impl Measured {
+    fn stats(&self) -> Stats {
+        Stats::of(&self.samples)
+    }
 }
 
 /// One row of the report.
@@ -143,8 +151,23 @@ pub(crate) struct Row {
     pub(crate) ratio: Option<f64>,
     /// The Rust peers that did this row's work, in the order of `PEERS`.
     pub(crate) peers: Vec<(String, Stats)>,
+    /// mp against the floor and the peers, round by round.
+    pub(crate) vs: Vs,
     /// Why a side failed its run or its check; empty when all went well.
     pub(crate) errors: Vec<String>,
+}
+
+/// mp's ratios to its floor and to each peer (oriented: > 1 means mp is
+/// better), each the median of the ratios within interleaved rounds
+/// (`rounds.rs`). Empty where the row ran alone.
+#[derive(Debug, Default)]
+pub(crate) struct Vs {
+    /// How many rounds the row ran.
+    pub(crate) rounds: usize,
+    /// mp's share of its `NAME:limit` row.
+    pub(crate) floor: Option<f64>,
+    /// mp against each peer, by name.
+    pub(crate) peers: Vec<(String, f64)>,
 }
 
 /// What the report says about the run itself.
@@ -203,42 +226,97 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
     }
 
     let quick: &[&str] = if flags.quick { &["--quick"] } else { &[] };
+    let mp_cmd = |workload: &str| {
+        let mut cmd = proc::command(&mp_bin);
+        cmd.args(["--workload", workload]).args(quick);
+        cmd
+    };
     let mut rows = Vec::new();
+    // The floors measured in their row's rounds, not again on their own.
+    let mut done: Vec<String> = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        eprint!("[{}/{}] {name}: mp ...", i + 1, names.len());
-        let mut errors = Vec::new();
-        let mut mp_cmd = proc::command(&mp_bin);
-        mp_cmd.args(["--workload", name]).args(quick);
-        let mp = measure(mp_cmd, name);
-        progress(&mp);
-        let cpython = if py_names.contains(name) {
-            eprint!("; cpython ...");
-            let mut cmd = python_side(&["--workload", name]);
-            cmd.args(quick);
-            let m = measure(cmd, name);
-            progress(&m);
-            Some(m)
+        if done.contains(name) {
+            continue;
+        }
+        eprint!("[{}/{}] {name}:", i + 1, names.len());
+        let limit = format!("{name}:limit");
+        let floor =
+            (goals::judges_floor(name) && mp_names.contains(&limit) && flags.selects(&limit))
+                .then_some(limit.as_str());
+        let mut sides = vec![rounds::Side {
+            label: "mp",
+            workload: name,
+            every_round: true,
+            command: Box::new(|| mp_cmd(name)),
+        }];
+        if let Some(limit) = floor {
+            sides.push(rounds::Side {
+                label: "floor",
+                workload: limit,
+                every_round: true,
+                command: Box::new(move || mp_cmd(limit)),
+            });
+        }
+        if py_names.contains(name) {
+            sides.push(rounds::Side {
+                label: "cpython",
+                workload: name,
+                every_round: false,
+                command: Box::new(|| {
+                    let mut cmd = python_side(&["--workload", name]);
+                    cmd.args(quick);
+                    cmd
+                }),
+            });
         } else {
-            eprint!("; cpython: n/a");
-            None
-        };
-        let mut peer_runs = Vec::new();
+            eprint!(" cpython: n/a;");
+        }
         for (peer, bin, names) in &peers {
             if names.contains(name) {
-                eprint!("; {peer} ...");
-                let mut cmd = proc::command(bin);
-                cmd.args(["--workload", name]).args(quick);
-                let m = measure(cmd, name);
-                progress(&m);
-                peer_runs.push((*peer, m));
+                sides.push(rounds::Side {
+                    label: peer,
+                    workload: name,
+                    every_round: true,
+                    command: Box::new(move || {
+                        let mut cmd = proc::command(bin);
+                        cmd.args(["--workload", name]).args(quick);
+                        cmd
+                    }),
+                });
             }
         }
-        eprintln!();
+        let count = match sides.iter().filter(|s| s.every_round).count() {
+            1 => 1,
+            _ if flags.quick => rounds::QUICK,
+            _ => rounds::FULL,
+        };
+        let mut runs = rounds::run(&sides, count).into_iter();
+        let mp_rounds = runs.next().unwrap_or_else(|| Ok(Vec::new()));
+        let floor_rounds = floor.map(|_| runs.next().unwrap_or_else(|| Ok(Vec::new())));
+        let cpython = py_names
+            .contains(name)
+            .then(|| runs.next().unwrap_or_else(|| Ok(Vec::new())));
+        let peer_rounds: Vec<(&str, Result<Vec<Measured>, String>)> = sides
+            .iter()
+            .skip(sides.len() - runs.len())
+            .map(|s| s.label)
+            .zip(runs)
+            .collect();
 
-        let mp = mp.map_err(|e| errors.push(format!("mp: {e}"))).ok();
-        let cpython =
-            cpython.and_then(|r| r.map_err(|e| errors.push(format!("cpython: {e}"))).ok());
-        if let (Some(a), Some(b)) = (&mp, &cpython) {
+        let mut errors = Vec::new();
+        let mp_all = match &mp_rounds {
+            Ok(r) => rounds::pooled(r),
+            Err(e) => {
+                errors.push(format!("mp: {e}"));
+                None
+            }
+        };
+        let cpython = cpython.and_then(|r| {
+            r.map_err(|e| errors.push(format!("cpython: {e}")))
+                .ok()
+                .and_then(|r| rounds::pooled(&r))
+        });
+        if let (Some(a), Some(b)) = (&mp_all, &cpython) {
             if (&a.unit, a.better) != (&b.unit, b.better) {
                 errors.push(format!(
                     "mp reports {} ({} is better), cpython {} ({} is better)",
@@ -249,32 +327,75 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
                 ));
             }
         }
-        let (unit, better) = match mp.as_ref().or(cpython.as_ref()) {
+        let (unit, better) = match mp_all.as_ref().or(cpython.as_ref()) {
             Some(m) => (m.unit.clone(), m.better),
             None => ("?".to_owned(), Better::Lower),
         };
-        let ratio = match (&mp, &cpython) {
-            (Some(m), Some(c)) if errors.is_empty() => Some(match better {
-                Better::Lower => c.stats.median / m.stats.median,
-                Better::Higher => m.stats.median / c.stats.median,
-            }),
+        let ratio = match (&mp_all, &cpython) {
+            (Some(m), Some(c)) if errors.is_empty() => {
+                Some(goals::oriented(better, m.stats().median, c.stats().median))
+            }
             _ => None,
         };
+        let mp_rounds = mp_rounds.unwrap_or_default();
+        let mut vs = Vs {
+            rounds: count,
+            ..Vs::default()
+        };
+        for (peer, r) in &peer_rounds {
+            if let Ok(r) = r {
+                if let Some(x) = rounds::median_ratio(better, &mp_rounds, r) {
+                    vs.peers.push((peer.to_string(), x));
+                }
+            }
+        }
         // A peer's failure is the row's too, but leaves the CPython ratio.
+        let peer_runs = peer_rounds
+            .into_iter()
+            .map(|(peer, r)| {
+                let m = r.and_then(|r| rounds::pooled(&r).ok_or_else(|| "no rounds".to_owned()));
+                (peer, m)
+            })
+            .collect();
         let peers = collect_peers(peer_runs, &unit, better, &mut errors);
-        for e in &errors {
+        vs.peers.retain(|(p, _)| peers.iter().any(|(q, _)| q == p));
+        let floor_row = floor.zip(floor_rounds).map(|(limit, r)| {
+            done.push(limit.to_owned());
+            let mut errors = Vec::new();
+            let r = r
+                .map_err(|e| errors.push(format!("mp: {e}")))
+                .unwrap_or_default();
+            vs.floor = rounds::median_ratio(better, &mp_rounds, &r);
+            Row {
+                name: limit.to_owned(),
+                unit: unit.clone(),
+                better,
+                mp: rounds::pooled(&r).map(|m| m.stats()),
+                cpython: None,
+                ratio: None,
+                peers: Vec::new(),
+                vs: Vs::default(),
+                errors,
+            }
+        });
+        for e in errors
+            .iter()
+            .chain(floor_row.iter().flat_map(|r| &r.errors))
+        {
             eprintln!("    FAILED {e}");
         }
         rows.push(Row {
             name: name.to_string(),
             unit,
             better,
-            mp: mp.map(|m| m.stats),
-            cpython: cpython.map(|c| c.stats),
+            mp: mp_all.map(|m| m.stats()),
+            cpython: cpython.map(|c| c.stats()),
             ratio,
             peers,
+            vs,
             errors,
         });
+        rows.extend(floor_row);
     }
 
     mpi_workloads(root, flags, &mut rows)?;
@@ -383,24 +504,25 @@ fn mpi_workloads(root: &Path, flags: &Flags, rows: &mut Vec<Row>) -> Result<(), 
             eprintln!("    FAILED {e}");
         }
         let ratio = match (&mp, &cpython) {
-            (Some(m), Some(c)) => Some(m.stats.median / c.stats.median),
+            (Some(m), Some(c)) => Some(m.stats().median / c.stats().median),
             _ => None,
         };
         let pool = name.trim_start_matches("mpi_");
         if let (Some(m), Some(p)) = (&mp, rows.iter().find(|r| r.name == pool).and_then(|r| r.mp)) {
             eprintln!(
                 "    {name}: MpiPool at {:.2}x of mp-pool's Pool ({pool})",
-                m.stats.median / p.median
+                m.stats().median / p.median
             );
         }
         rows.push(Row {
             name: name.to_owned(),
             unit: "tasks/s".to_owned(),
             better: Better::Higher,
-            mp: mp.map(|m| m.stats),
-            cpython: cpython.map(|c| c.stats),
+            mp: mp.map(|m| m.stats()),
+            cpython: cpython.map(|c| c.stats()),
             ratio,
             peers: Vec::new(),
+            vs: Vs::default(),
             errors,
         });
     }
@@ -418,7 +540,9 @@ fn collect_peers(
     let mut peers = Vec::new();
     for (peer, run) in runs {
         match run {
-            Ok(m) if m.unit == unit && m.better == better => peers.push((peer.to_owned(), m.stats)),
+            Ok(m) if m.unit == unit && m.better == better => {
+                peers.push((peer.to_owned(), m.stats()))
+            }
             Ok(m) => errors.push(format!(
                 "{peer}: reports {} ({} is better), mp {unit} ({} is better)",
                 m.unit,
@@ -467,7 +591,7 @@ fn ensure_mpi4py() -> Result<(), String> {
 
 fn progress(m: &Result<Measured, String>) {
     match m {
-        Ok(m) => eprint!(" {} {}", report::num(m.stats.median), m.unit),
+        Ok(m) => eprint!(" {} {}", report::num(m.stats().median), m.unit),
         Err(_) => eprint!(" FAILED"),
     }
     let _ = std::io::stderr().flush();
@@ -561,7 +685,7 @@ fn parse_line(line: &str, name: &str) -> Result<Measured, String> {
     Ok(Measured {
         unit: field("unit")?.to_owned(),
         better,
-        stats: Stats::of(&samples),
+        samples,
     })
 }
 

@@ -90,6 +90,18 @@ pub(crate) const GOALS: &[Goal] = &[
     },
 ];
 
+/// Whether a goal of `name` judges it against its floor: such a row runs
+/// interleaved with its `NAME:limit` row (see `bench/rounds.rs`).
+pub(crate) fn judges_floor(name: &str) -> bool {
+    GOALS.iter().any(|g| {
+        g.row == Some(name)
+            && matches!(
+                g.target,
+                Target::FloorShareAtLeast(_) | Target::FloorTimesAtMost(_)
+            )
+    })
+}
+
 /// One goal checked on one row (and, for peers, one peer).
 #[derive(Debug, PartialEq)]
 pub(crate) struct Verdict {
@@ -125,16 +137,30 @@ pub(crate) fn best_peer(row: &Row) -> Option<(&str, Stats, Option<f64>)> {
         .peers
         .iter()
         .max_by(|(_, a), (_, b)| oriented(row.better, a.median, b.median).total_cmp(&1.0))?;
-    let ratio = row.mp.map(|m| oriented(row.better, m.median, best.median));
-    Some((name.as_str(), *best, ratio))
+    Some((name.as_str(), *best, vs_peer(row, name, best)))
+}
+
+/// mp against one peer of the row, > 1 when mp is ahead: the median of
+/// the rounds' ratios where the row ran in rounds, else of the medians.
+pub(crate) fn vs_peer(row: &Row, peer: &str, stats: &Stats) -> Option<f64> {
+    let rounds = row
+        .vs
+        .peers
+        .iter()
+        .find(|(p, _)| p == peer)
+        .map(|(_, r)| *r);
+    rounds.or_else(|| row.mp.map(|m| oriented(row.better, m.median, stats.median)))
 }
 
 /// mp's share of its floor: floor time / mp time when lower is better,
-/// mp rate / floor rate when higher is; 1 means mp is at the floor.
+/// mp rate / floor rate when higher is; 1 means mp is at the floor. The
+/// median of the rounds' shares where the row ran in rounds with its
+/// floor, else the share of the medians.
 pub(crate) fn floor_share(rows: &[Row], row: &Row) -> Option<f64> {
     let f = floor(rows, &row.name)?;
-    let m = row.mp?;
-    Some(oriented(row.better, m.median, f.median))
+    row.vs
+        .floor
+        .or_else(|| row.mp.map(|m| oriented(row.better, m.median, f.median)))
 }
 
 /// Every goal checked on `rows`.
@@ -187,7 +213,7 @@ fn verdicts(rows: &[Row], row: &Row, target: Target) -> Vec<Verdict> {
             .peers
             .iter()
             .map(|(peer, s)| {
-                let r = row.mp.map(|m| oriented(row.better, m.median, s.median));
+                let r = vs_peer(row, peer, s);
                 verdict(words(target, Some(peer)), r, |r| r > 1.0)
             })
             .collect(),

@@ -189,6 +189,15 @@ pub(crate) fn json(meta: &Meta, rows: &[Row]) -> String {
                     object(&peers)
                 }),
             ];
+            if row.vs.rounds > 1 {
+                let mut vs: Vec<(&str, String)> = Vec::new();
+                if let Some(f) = row.vs.floor {
+                    vs.push(("floor", lit(f)));
+                }
+                vs.extend(row.vs.peers.iter().map(|(p, r)| (p.as_str(), lit(*r))));
+                fields.push(("rounds", lit(row.vs.rounds)));
+                fields.push(("vs", object(&vs)));
+            }
             if !row.errors.is_empty() {
                 fields.push(("error", lit(row.errors.join("; "))));
             }
@@ -250,6 +259,12 @@ pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
         if meta.quick { ", `--quick`" } else { "" },
     );
     out.push_str("Ratio and vs peer: mp against CPython and against the best Rust peer of the row. Of floor: mp's share of the row's floor (`NAME:limit`, the same work without mp, this run), 1 at the floor.\n\n");
+    if let Some(n) = rows.iter().map(|r| r.vs.rounds).max().filter(|n| *n > 1) {
+        let _ = writeln!(
+            out,
+            "A row with a floor goal or a Rust peer ran in {n} interleaved rounds (mp, its floor, its peers, once each per round; CPython in the first): its medians, min and max pool every round's samples, and its vs peer and of floor are the medians of the {n} rounds' ratios, each taken under one round's load.\n"
+        );
+    }
     out.push_str("| workload | unit | better | mp median | mp min | mp max | cpython median | cpython min | cpython max | ratio | best peer | vs peer | floor | of floor |\n");
     out.push_str("|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|\n");
     for row in rows {
@@ -282,9 +297,7 @@ pub(crate) fn markdown(meta: &Meta, rows: &[Row]) -> String {
         out.push_str("|---|---|---|--:|--:|--:|--:|\n");
         for row in with_peers {
             for (peer, s) in &row.peers {
-                let vs = row
-                    .mp
-                    .map(|m| goals::oriented(row.better, m.median, s.median));
+                let vs = goals::vs_peer(row, peer, s);
                 let _ = writeln!(
                     out,
                     "| {} | {} | {peer} | {} | {} | {} | {} |",

@@ -23,6 +23,7 @@ fn row(name: &str, better: Better, mp: Option<Stats>, peers: &[(&str, f64)]) -> 
             .iter()
             .map(|(p, m)| (p.to_string(), s(*m).unwrap()))
             .collect(),
+        vs: Default::default(),
         errors: vec![],
     }
 }
@@ -161,4 +162,23 @@ fn a_row_against_another_row_a_paired_share_and_an_absolute_bound() {
         .find(|x| x.row == "queue_throughput_small_async")
         .unwrap();
     assert_eq!(q.met, None);
+}
+
+#[test]
+fn rounds_decide_over_medians() {
+    let mut rows = rows();
+    // The medians put spawn_join_fork at 2.5x its floor; the rounds'
+    // ratios at 1.6x (a share of 0.625), and ahead of procspawn by 3x.
+    rows[4].vs = crate::bench::Vs {
+        rounds: 5,
+        floor: Some(0.625),
+        peers: vec![("procspawn".into(), 3.0)],
+    };
+    assert_eq!(floor_share(&rows, &rows[4]), Some(0.625));
+    assert_eq!(best_peer(&rows[4]).unwrap().2, Some(3.0));
+    let v = super::verdicts(&rows, &rows[4], Target::FloorTimesAtMost(2.0));
+    assert_eq!((v[0].measured, v[0].met), (Some(1.6), Some(true)));
+    // Without its floor row in the run, no share, rounds or not.
+    rows.remove(5);
+    assert_eq!(floor_share(&rows, &rows[4]), None);
 }

@@ -20,6 +20,7 @@ fn rows() -> Vec<Row> {
             cpython: s(2692.0),
             ratio: Some(5.384),
             peers: vec![],
+            vs: Default::default(),
             errors: vec![],
         },
         Row {
@@ -30,6 +31,7 @@ fn rows() -> Vec<Row> {
             cpython: None,
             ratio: None,
             peers: vec![],
+            vs: Default::default(),
             errors: vec![],
         },
     ]
@@ -103,6 +105,7 @@ fn rows_with_peers_and_floor() -> Vec<Row> {
             cpython: Some(s(40.0)),
             ratio: Some(10.0),
             peers: vec![("ipc-channel".into(), s(15.0)), ("other".into(), s(20.0))],
+            vs: Default::default(),
             errors: vec![],
         },
         Row {
@@ -113,6 +116,7 @@ fn rows_with_peers_and_floor() -> Vec<Row> {
             cpython: None,
             ratio: None,
             peers: vec![],
+            vs: Default::default(),
             errors: vec![],
         },
     ]
