@@ -377,6 +377,7 @@ where
         run: Box<dyn FnOnce() -> Outcome + Send>,
     ) -> Result<Running, Error> {
         bootstrap::install_panic_hook();
+        crate::fdpass::prepare_fork();
         let (mine, theirs) =
             UnixStream::pair().map_err(|e| Error::io("cannot create a socket pair", e))?;
         let mine =

@@ -83,8 +83,15 @@ pub(crate) enum ChildFailure {
     Unresolvable(String),
 }
 
+/// Payloads up to this size go out in one write with their head: one
+/// system call, and one wake-up of the reader, instead of two.
+const ONE_WRITE: usize = 64 * 1024;
+
 /// Writes one frame, blocking (child side).
 pub(crate) fn write_frame(mut w: impl Write, kind: u32, payload: &[u8]) -> io::Result<()> {
+    if payload.len() <= ONE_WRITE {
+        return w.write_all(&frame(kind, payload));
+    }
     let mut head = [0u8; 12];
     head[..4].copy_from_slice(&kind.to_le_bytes());
     head[4..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
