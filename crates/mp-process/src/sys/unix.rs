@@ -69,16 +69,35 @@ pub(crate) fn pid_exists(pid: u32) -> bool {
 
 /// Watches the parent of this process by a pidfd held for the process's
 /// life: `-1` none (no parent to watch, or no pidfds), `-2` the parent was
-/// gone when the child started, else the descriptor. Set anew in each
-/// child, since a forked child inherits its parent's.
+/// gone when the child started, `-3` the parent is this process's own
+/// (`getppid` tells), else the descriptor. Set anew in each child, since a
+/// forked child inherits its parent's.
 static PARENT_PIDFD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// `PARENT_PIDFD` for a parent that is the kernel's parent of this process.
+const DIRECT_PARENT: i32 = -3;
+
+/// This process's parent in the kernel's sense.
+fn getppid() -> u32 {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    unsafe { libc::getppid() as u32 }
+}
 
 /// Starts watching `pid`, this child's parent (see [`parent_alive`]).
 pub(crate) fn watch_parent(pid: u32) {
-    let fd = match pidfd_open(pid) {
-        Ok(fd) => std::os::fd::IntoRawFd::into_raw_fd(fd),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => -2,
-        Err(_) => -1,
+    // A forked or spawned child's parent is its kernel parent, and the
+    // kernel re-parents a child the moment its parent exits: `getppid`
+    // tells as surely as a pidfd, without one to open and hold in every
+    // start. A fork server's child watches the process that asked for it,
+    // not the server, and needs the pidfd.
+    let fd = if getppid() == pid {
+        DIRECT_PARENT
+    } else {
+        match pidfd_open(pid) {
+            Ok(fd) => std::os::fd::IntoRawFd::into_raw_fd(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => -2,
+            Err(_) => -1,
+        }
     };
     let old = PARENT_PIDFD.swap(fd, std::sync::atomic::Ordering::AcqRel);
     if old >= 0 {
@@ -88,11 +107,12 @@ pub(crate) fn watch_parent(pid: u32) {
     }
 }
 
-/// Whether this child's parent (`pid`) still runs. A pidfd tells even
-/// while the parent is a zombie, and cannot be fooled by a reused pid;
-/// without one, whether the pid exists.
+/// Whether this child's parent (`pid`) still runs. `getppid` and a pidfd
+/// tell even while the parent is a zombie, and cannot be fooled by a
+/// reused pid; without either, whether the pid exists.
 pub(crate) fn parent_alive(pid: u32) -> bool {
     match PARENT_PIDFD.load(std::sync::atomic::Ordering::Acquire) {
+        DIRECT_PARENT => getppid() == pid,
         -2 => false,
         -1 => pid_exists(pid),
         fd => {
