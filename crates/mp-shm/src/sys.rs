@@ -80,8 +80,10 @@ impl Mapping {
 /// What a futex wait ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
-    /// Woken, interrupted, or the word no longer held the expected value.
+    /// Woken or interrupted.
     Retry,
+    /// The word no longer held the expected value: no sleep at all.
+    Changed,
     /// The timeout passed.
     TimedOut,
 }
@@ -97,8 +99,8 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
     });
     match futex::wait(word, futex::Flags::empty(), expected, ts.as_ref()) {
         Err(rustix::io::Errno::TIMEDOUT) => Wake::TimedOut,
-        // Woken; EAGAIN (the word changed), EINTR (a signal): the caller
-        // re-checks.
+        Err(rustix::io::Errno::AGAIN) => Wake::Changed,
+        // Woken, or EINTR (a signal): the caller re-checks.
         _ => Wake::Retry,
     }
 }
