@@ -92,10 +92,7 @@ pub(crate) fn write_frame(mut w: impl Write, kind: u32, payload: &[u8]) -> io::R
     if payload.len() <= ONE_WRITE {
         return w.write_all(&frame(kind, payload));
     }
-    let mut head = [0u8; 12];
-    head[..4].copy_from_slice(&kind.to_le_bytes());
-    head[4..].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    w.write_all(&head)?;
+    w.write_all(&head(kind, payload.len()))?;
     w.write_all(payload)
 }
 
@@ -112,8 +109,7 @@ pub(crate) fn recv_fds(conn: &UnixStream, n: usize) -> io::Result<Vec<std::os::f
 /// Encodes one frame into a buffer.
 pub(crate) fn frame(kind: u32, payload: &[u8]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(12 + payload.len());
-    buf.extend_from_slice(&kind.to_le_bytes());
-    buf.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    buf.extend_from_slice(&head(kind, payload.len()));
     buf.extend_from_slice(payload);
     buf
 }
@@ -132,6 +128,15 @@ pub(crate) fn read_frame(mut r: impl Read, limit: u64) -> io::Result<(u32, Vec<u
     let mut buf = vec![0u8; len as usize];
     r.read_exact(&mut buf)?;
     Ok((kind, buf))
+}
+
+/// A frame's head: its kind and its payload's length, little-endian
+/// ([`split_head`] reads it back).
+fn head(kind: u32, len: usize) -> [u8; 12] {
+    let mut head = [0u8; 12];
+    head[..4].copy_from_slice(&kind.to_le_bytes());
+    head[4..].copy_from_slice(&(len as u64).to_le_bytes());
+    head
 }
 
 fn split_head(head: &[u8; 12]) -> (u32, u64) {
