@@ -23,6 +23,8 @@ use crate::{goals, proc, report};
 
 mod rounds;
 
+use rounds::Role;
+
 /// A generous bound on one side of one workload; a hang must not stall the run.
 const SIDE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -244,24 +246,24 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
             (goals::judges_floor(name) && mp_names.contains(&limit) && flags.selects(&limit))
                 .then_some(limit.as_str());
         let mut sides = vec![rounds::Side {
+            role: Role::Mp,
             label: "mp",
             workload: name,
-            every_round: true,
             command: Box::new(|| mp_cmd(name)),
         }];
         if let Some(limit) = floor {
             sides.push(rounds::Side {
+                role: Role::Floor,
                 label: "floor",
                 workload: limit,
-                every_round: true,
                 command: Box::new(move || mp_cmd(limit)),
             });
         }
         if py_names.contains(name) {
             sides.push(rounds::Side {
+                role: Role::CPython,
                 label: "cpython",
                 workload: name,
-                every_round: false,
                 command: Box::new(|| {
                     let mut cmd = python_side(&["--workload", name]);
                     cmd.args(quick);
@@ -274,9 +276,9 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
         for (peer, bin, names) in &peers {
             if names.contains(name) {
                 sides.push(rounds::Side {
+                    role: Role::Peer,
                     label: peer,
                     workload: name,
-                    every_round: true,
                     command: Box::new(move || {
                         let mut cmd = proc::command(bin);
                         cmd.args(["--workload", name]).args(quick);
@@ -285,23 +287,23 @@ pub(crate) fn run(root: &Path, flags: &Flags) -> Result<(), String> {
                 });
             }
         }
-        let count = match sides.iter().filter(|s| s.every_round).count() {
+        let count = match sides.iter().filter(|s| s.every_round()).count() {
             1 => 1,
             _ if flags.quick => rounds::QUICK,
             _ => rounds::FULL,
         };
-        let mut runs = rounds::run(&sides, count).into_iter();
-        let mp_rounds = runs.next().unwrap_or_else(|| Ok(Vec::new()));
-        let floor_rounds = floor.map(|_| runs.next().unwrap_or_else(|| Ok(Vec::new())));
-        let cpython = py_names
-            .contains(name)
-            .then(|| runs.next().unwrap_or_else(|| Ok(Vec::new())));
-        let peer_rounds: Vec<(&str, Result<Vec<Measured>, String>)> = sides
-            .iter()
-            .skip(sides.len() - runs.len())
-            .map(|s| s.label)
-            .zip(runs)
-            .collect();
+        let mut mp_rounds = Ok(Vec::new());
+        let mut floor_rounds = None;
+        let mut cpython = None;
+        let mut peer_rounds: Vec<(&str, Result<Vec<Measured>, String>)> = Vec::new();
+        for (side, r) in sides.iter().zip(rounds::run(&sides, count)) {
+            match side.role {
+                Role::Mp => mp_rounds = r,
+                Role::Floor => floor_rounds = Some(r),
+                Role::CPython => cpython = Some(r),
+                Role::Peer => peer_rounds.push((side.label, r)),
+            }
+        }
 
         let mut errors = Vec::new();
         let mp_all = match &mp_rounds {

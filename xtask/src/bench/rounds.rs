@@ -21,15 +21,31 @@ use crate::goals::oriented;
 pub(crate) const FULL: usize = 5;
 pub(crate) const QUICK: usize = 3;
 
+/// What a side is to its row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Role {
+    Mp,
+    Floor,
+    /// Runs in the first round only.
+    CPython,
+    Peer,
+}
+
 /// One program that measures a row: mp, the floor, CPython or a peer.
 pub(crate) struct Side<'a> {
+    pub(crate) role: Role,
     /// How the progress line and the errors name it: `mp`, `floor`, ...
     pub(crate) label: &'a str,
     /// The workload name it is asked for (the floor's is `NAME:limit`).
     pub(crate) workload: &'a str,
-    /// Whether it runs in every round (else in the first only).
-    pub(crate) every_round: bool,
     pub(crate) command: Box<dyn Fn() -> Command + 'a>,
+}
+
+impl Side<'_> {
+    /// Whether it runs in every round (else in the first only).
+    pub(crate) fn every_round(&self) -> bool {
+        self.role != Role::CPython
+    }
 }
 
 /// Runs `sides` for `count` rounds; per side, its measurement of each
@@ -48,7 +64,7 @@ pub(crate) fn run(sides: &[Side<'_>], count: usize) -> Vec<Result<Vec<Measured>,
         }
         for (side, result) in sides.iter().zip(&mut out) {
             let Ok(done) = result else { continue };
-            if round > 0 && !side.every_round {
+            if round > 0 && !side.every_round() {
                 continue;
             }
             eprint!(" {} ...", side.label);
